@@ -120,6 +120,10 @@ struct lvm_engine_opts {
 	size_t fill_chunk;	/* background COPY size; 0 = 512 KiB */
 	unsigned spin_us;	/* poll the uffd this long before sleeping */
 	int uffd;		/* adopt this uffd (Firecracker); -1 = open one */
+	/* Called once per error (source failure, poisoned page), from an engine
+	 * thread, with a one-line message: a VMM stops the VM here. */
+	void (*on_error)(void *ctx, const char *msg);
+	void *on_error_ctx;
 };
 
 /* Defaults: threads 0, fault_around 0, background_fill false, uffd -1. */
@@ -176,6 +180,7 @@ struct lvm_stats {
 	struct lvm_latency fault_latency; /* read of the fault -> page installed */
 };
 
+/* Counters are updated as pages land; exact once lvm_engine_stop() returned. */
 int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out);
 /* The first error the engine hit, with context; "" when none. */
 const char *lvm_engine_error(const struct lvm_engine *e);

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Backing ops: one table per kind of guest memory.  The operations mirror
+ * the kernel's struct vm_uffd_ops (the guest_memfd userfaultfd series):
+ *
+ *   kernel                      here
+ *   can_userfault(vma, flags)   can_userfault(): does UFFDIO_REGISTER succeed?
+ *   get_folio_noalloc()         is_present(): page already in the page cache?
+ *   alloc_folio() + copy        fill(): put content at an offset
+ *   filemap_add()               install(): map it where the guest faulted
+ *   filemap_remove()            remove(): undo a fill whose install failed
+ *
+ * Two install styles exist.  COPY backings (anon, and any backing in MISSING
+ * mode) fill and map in one UFFDIO_COPY.  Page-cache backings in MINOR mode
+ * (memfd, hugetlb memfd, guest_memfd) write the content through a second,
+ * unregistered mapping of the same file, then UFFDIO_CONTINUE.  The page is
+ * always written before it is continued: on guest_memfd, continuing a page
+ * that was never written exposed stale memory (shared/gmem-kernel/README.md).
+ */
+#ifndef LAZYVM_BACKING_H
+#define LAZYVM_BACKING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lazyvm.h"
+
+struct lvm_mem;
+
+struct backing_ops {
+	enum lvm_backing kind;
+	const char *name;
+	size_t page_size;
+	/* Map the memory (and create its file); fill in mem->addr, fd, page_size. */
+	int (*create)(struct lvm_mem *mem, int kvm_vm_fd);
+	void (*destroy)(struct lvm_mem *mem);
+};
+
+struct lvm_mem {
+	const struct backing_ops *ops;
+	void *addr;
+	size_t size;
+	size_t page_size;
+	int fd;			/* -1 for anon */
+	int own_vm_fd;		/* gmem created without a VM: ours to close */
+	void *alias;		/* second mapping of fd, for MINOR fills */
+};
+
+const struct backing_ops *backing_ops_get(enum lvm_backing b);
+
+/* UFFDIO_REGISTER_MODE_* bits lazyvm registers for a served mode.  MINOR adds
+ * MISSING so pages absent from the page cache trap too (otherwise the kernel
+ * would map a fresh zero page: a silent zero). */
+uint64_t backing_register_modes(enum lvm_mode m, bool for_serving);
+
+/* Does the memory take UFFDIO_REGISTER in mode m?  0 or -errno. */
+int backing_can_userfault(struct lvm_mem *mem, int uffd, enum lvm_mode m, bool for_serving);
+/* get_folio_noalloc: is the page at off resident (page cache / mapping)? */
+bool backing_is_present(struct lvm_mem *mem, uint64_t off);
+/* The second mapping used to write page-cache content (created on first use). */
+int backing_alias(struct lvm_mem *mem, uint8_t **alias);
+/* filemap_remove: drop [off, off+len) from the page cache (or mapping). */
+int backing_remove(struct lvm_mem *mem, uint64_t off, uint64_t len);
+
+#endif
