@@ -130,6 +130,8 @@ int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t size,
 {
 	/* Firecracker's memory may be anon or hugetlb; COPY works for both, and
 	 * ZEROPAGE only for the 4 KiB anon case. */
+	if (e->opts.uffd < 0)
+		return -EINVAL;	/* our own uffd covers only our own memory */
 	return region_init(e, base, size, page_size, src, src_off);
 }
 
