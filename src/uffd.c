@@ -71,11 +71,15 @@ int uffd_open(uint64_t want, uint64_t *got)
 		return fd;
 	/* The handshake fails if any requested feature is unknown: ask only for
 	 * what this kernel has; callers check *got for what they need. */
-	ret = uffd_api(fd, want & have, got);
+	ret = uffd_api(fd, want & have, NULL);
 	if (ret) {
 		close(fd);
 		return ret;
 	}
+	/* UFFDIO_API answers with every feature the kernel has, not the ones
+	 * enabled: report what we asked for and got. */
+	if (got)
+		*got = want & have;
 	return fd;
 }
 
@@ -202,9 +206,11 @@ int uffd_move(int uffd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
 
 int uffd_writeprotect(int uffd, uint64_t addr, uint64_t len, bool protect, bool wake)
 {
+	/* The kernel rejects WP|DONTWAKE (nothing sleeps on a page being
+	 * protected), so DONTWAKE only goes with an unprotect. */
 	struct uffdio_writeprotect wp = {
 		.range = { addr, len },
-		.mode = (protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP :
 			(wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
 	};
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
