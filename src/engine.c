@@ -327,6 +327,8 @@ static void fill_region(struct worker *w, struct region *r)
 			continue;
 		uint64_t len = (run.hi - run.lo) << r->pshift;
 		const void *data = NULL;
+		if (r->src->ops.hint)
+			r->src->ops.hint(r->src->ctx, r->src_off + (run.lo << r->pshift), len);
 		int ret = source_get(r->src, r->src_off + (run.lo << r->pshift), len,
 				     w->scratch, &data);
 		if (ret == LVM_SOURCE_PENDING) {

@@ -8,6 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22	/* Linux 5.14 */
+#endif
+
 #include "source.h"
 
 int lvm_source_create(const struct lvm_source_ops *ops, void *ctx, uint64_t size,
@@ -84,6 +88,22 @@ static int file_get(void *ctx, uint64_t off, size_t len, void *scratch, const vo
 	return 0;
 }
 
+/*
+ * Map the page-table entries of a large range in one call: otherwise the
+ * COPY that reads it takes a minor fault every 64 KiB inside copy_from_user
+ * (measured: ~25% of background-fill throughput).  Also reads a cold file
+ * range in one go.  Single pages are left to the COPY's own fault.
+ */
+static void file_hint(void *ctx, uint64_t off, size_t len)
+{
+	struct file_source *f = ctx;
+	if (len < (64u << 10))
+		return;
+	uint64_t start = (f->offset + off) & ~4095ull;
+	uint64_t end = f->offset + off + len;
+	madvise((void *)(f->map + start), end - start, MADV_POPULATE_READ);
+}
+
 static void file_destroy(void *ctx)
 {
 	struct file_source *f = ctx;
@@ -125,7 +145,9 @@ int lvm_source_file_open(const char *path, uint64_t offset, struct lvm_source **
 		f->map = p;
 	}
 	close(fd);
-	static const struct lvm_source_ops ops = { .get = file_get, .destroy = file_destroy };
+	static const struct lvm_source_ops ops = {
+		.get = file_get, .hint = file_hint, .destroy = file_destroy,
+	};
 	int ret = lvm_source_create(&ops, f, (uint64_t)st.st_size - offset, out);
 	if (ret)
 		file_destroy(f);
