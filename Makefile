@@ -100,6 +100,7 @@ $(BUILD)/lazyvm.pc: lazyvm.pc.in
 # Tests find the CLI and build tree through these variables.
 check: all
 	LAZYVM=$(abspath $(CLI)) LAZYVM_BUILD=$(abspath $(BUILD)) \
+	  TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
 	  prove -v -f --exec '' $(TESTS)
 
 demo: all
