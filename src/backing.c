@@ -27,6 +27,23 @@ static int anon_create(struct lvm_mem *mem, int kvm_vm_fd)
 	return 0;
 }
 
+/*
+ * Map a file-backed memory MAP_SHARED: the page cache is what the guest sees,
+ * and MINOR mode fills it through a second mapping.  Takes ownership of fd.
+ */
+static int mem_map_file(struct lvm_mem *mem, int fd)
+{
+	void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	mem->fd = fd;
+	mem->addr = p;
+	return 0;
+}
+
 /* memfd-based backings share everything but the memfd flags. */
 static int memfd_map(struct lvm_mem *mem, unsigned int mfd_flags)
 {
@@ -38,17 +55,7 @@ static int memfd_map(struct lvm_mem *mem, unsigned int mfd_flags)
 		close(fd);
 		return err;
 	}
-	/* MAP_SHARED: the page cache is what the guest sees, and MINOR mode
-	 * fills it through a second mapping. */
-	void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	mem->fd = fd;
-	mem->addr = p;
-	return 0;
+	return mem_map_file(mem, fd);
 }
 
 static int shmem_create(struct lvm_mem *mem, int kvm_vm_fd)
@@ -87,15 +94,7 @@ static int gmem_create(struct lvm_mem *mem, int kvm_vm_fd)
 	int fd = ioctl(kvm_vm_fd, KVM_CREATE_GUEST_MEMFD, &g);
 	if (fd < 0)
 		return -errno;
-	void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	mem->fd = fd;
-	mem->addr = p;
-	return 0;
+	return mem_map_file(mem, fd);
 }
 
 static const struct backing_ops backings[LVM_BACKING__COUNT] = {

@@ -69,35 +69,18 @@ static void run_lazy(enum lvm_backing b, enum lvm_mode m, const char *path, bool
 	char name[96];
 	snprintf(name, sizeof(name), "%s x %s%s: 4 threads, 256 MiB, every byte",
 		 lvm_backing_name(b), lvm_mode_name(m), bg ? " + background fill" : "");
-	struct lvm_probe p;
-	lvm_probe(b, m, &p);
-	if (p.err) {
-		tap_skip(name, "probe: %s", p.reason);
-		return;
-	}
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
-	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve(REGION >> 21, &res)) {
-		tap_skip(name, "cannot reserve %llu huge pages", REGION >> 21);
+	if (!test_can_run(name, b, m, REGION, &res))
 		return;
-	}
-	struct lvm_mem *mem = NULL;
-	struct lvm_source *src = NULL;
-	struct lvm_engine *e = NULL;
-	struct lvm_mem_opts mo = { .backing = b, .size = REGION, .kvm_vm_fd = -1 };
+	struct lvm_mem *mem;
+	struct lvm_source *src;
+	struct lvm_engine *e;
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;
 	eo.fault_around = bg ? 0 : 64 << 10;
 	eo.background_fill = bg;
-	int ret = lvm_mem_create(&mo, &mem);
-	if (!ret)
-		ret = lvm_source_file_open(path, 0, &src);
-	if (!ret)
-		ret = lvm_engine_create(&eo, &e);
-	if (!ret)
-		ret = lvm_engine_add_mem(e, mem, m, src, 0);
-	if (ret >= 0)
-		ret = lvm_engine_start(e);
+	int ret = test_serve(b, m, REGION, path, &eo, &mem, &src, &e);
 	if (ret < 0) {
 		tap_ok(0, "%s (setup: %s)", name, strerror(-ret));
 		goto out;
@@ -131,9 +114,7 @@ static void run_lazy(enum lvm_backing b, enum lvm_mode m, const char *path, bool
 		 (long long)first_bad, lvm_engine_error(e));
 	free(written);
 out:
-	lvm_engine_destroy(e);
-	lvm_source_destroy(src);
-	lvm_mem_destroy(mem);
+	test_unserve(mem, src, e);
 	hugetlb_release(&res);
 }
 

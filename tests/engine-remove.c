@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "hugetlb.h"
 #include "lazyvm.h"
 #include "tap.h"
 #include "testlib.h"
@@ -104,28 +105,16 @@ static void run(enum lvm_backing b, enum lvm_mode m, int advice, const char *pat
 	char name[128];
 	snprintf(name, sizeof(name), "REMOVE storm on %s x %s (%s)", lvm_backing_name(b),
 		 lvm_mode_name(m), advice == MADV_DONTNEED ? "MADV_DONTNEED" : "MADV_REMOVE");
-	struct lvm_probe p;
-	lvm_probe(b, m, &p);
-	if (p.err) {
-		tap_skip(name, "probe: %s", p.reason);
+	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
+	if (!test_can_run(name, b, m, REGION, &res))
 		return;
-	}
-	struct lvm_mem *mem = NULL;
-	struct lvm_source *src = NULL;
-	struct lvm_engine *e = NULL;
-	struct lvm_mem_opts mo = { .backing = b, .size = REGION, .kvm_vm_fd = -1 };
+	struct lvm_mem *mem;
+	struct lvm_source *src;
+	struct lvm_engine *e;
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;
-	int ret = lvm_mem_create(&mo, &mem);
-	if (!ret)
-		ret = lvm_source_file_open(path, 0, &src);
-	if (!ret)
-		ret = lvm_engine_create(&eo, &e);
-	if (!ret)
-		ret = lvm_engine_add_mem(e, mem, m, src, 0);
-	if (ret >= 0)
-		ret = lvm_engine_start(e);
+	int ret = test_serve(b, m, REGION, path, &eo, &mem, &src, &e);
 	if (ret < 0)
 		tap_bail("%s: setup: %s", name, strerror(-ret));
 
@@ -153,9 +142,8 @@ static void run(enum lvm_backing b, enum lvm_mode m, int advice, const char *pat
 		 (unsigned long long)st.eagain_retries, lvm_engine_error(e));
 	free(s.removed);
 	free(s.written);
-	lvm_engine_destroy(e);
-	lvm_source_destroy(src);
-	lvm_mem_destroy(mem);
+	test_unserve(mem, src, e);
+	hugetlb_release(&res);
 }
 
 int main(void)

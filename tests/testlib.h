@@ -4,6 +4,7 @@
 #define LAZYVM_TESTLIB_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,5 +72,61 @@ static inline uint64_t test_rand(uint64_t *s)
 	*s ^= *s >> 27;
 	return *s * 0x2545f4914f6cdd1dull;
 }
+
+/*
+ * Serve `size` bytes of backing b in mode m from the file at path: memory,
+ * source and a started engine.  0 or -errno (partial state is cleaned up by
+ * test_unserve, which takes NULLs).
+ */
+#ifdef LAZYVM_H
+static inline int test_serve(enum lvm_backing b, enum lvm_mode m, uint64_t size,
+			     const char *path, const struct lvm_engine_opts *eo,
+			     struct lvm_mem **mem, struct lvm_source **src,
+			     struct lvm_engine **e)
+{
+	struct lvm_mem_opts mo = { .backing = b, .size = size, .kvm_vm_fd = -1 };
+	*mem = NULL, *src = NULL, *e = NULL;
+	int ret = lvm_mem_create(&mo, mem);
+	if (!ret)
+		ret = lvm_source_file_open(path, 0, src);
+	if (!ret)
+		ret = lvm_engine_create(eo, e);
+	if (!ret)
+		ret = lvm_engine_add_mem(*e, *mem, m, *src, 0);
+	if (ret >= 0)
+		ret = lvm_engine_start(*e);
+	return ret < 0 ? ret : 0;
+}
+
+static inline void test_unserve(struct lvm_mem *mem, struct lvm_source *src,
+				struct lvm_engine *e)
+{
+	lvm_engine_destroy(e);
+	lvm_source_destroy(src);
+	lvm_mem_destroy(mem);
+}
+#endif
+
+#ifdef LAZYVM_HUGETLB_H
+/*
+ * Probe b x m and, for hugetlb, borrow enough huge pages for size bytes.
+ * Prints the SKIP line and returns false when the test cannot run.
+ */
+static inline bool test_can_run(const char *name, enum lvm_backing b, enum lvm_mode m,
+				uint64_t size, struct hugetlb_reservation *res)
+{
+	struct lvm_probe p;
+	lvm_probe(b, m, &p);
+	if (p.err) {
+		tap_skip(name, "probe: %s", p.reason);
+		return false;
+	}
+	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve((long)(size >> 21), res)) {
+		tap_skip(name, "cannot reserve %llu huge pages", (unsigned long long)(size >> 21));
+		return false;
+	}
+	return true;
+}
+#endif
 
 #endif

@@ -63,17 +63,9 @@ static void run(enum lvm_backing b)
 	char name[96];
 	snprintf(name, sizeof(name), "%s x WP: point-in-time copy under 4 writers, 256 MiB",
 		 lvm_backing_name(b));
-	struct lvm_probe p;
-	lvm_probe(b, LVM_MODE_WP, &p);
-	if (p.err) {
-		tap_skip(name, "probe: %s", p.reason);
-		return;
-	}
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
-	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve(REGION >> 21, &res)) {
-		tap_skip(name, "cannot reserve %llu huge pages", REGION >> 21);
+	if (!test_can_run(name, b, LVM_MODE_WP, REGION, &res))
 		return;
-	}
 	struct lvm_mem *mem;
 	struct lvm_mem_opts mo = { .backing = b, .size = REGION, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&mo, &mem))
