@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the tests/gmem-*.c programs: a KVM VM to own guest_memfd,
+ * a monotonic clock, and the probe-or-skip preamble. */
+#ifndef LAZYVM_GMEM_TEST_H
+#define LAZYVM_GMEM_TEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#include "lazyvm.h"
+#include "tap.h"
+
+/* A KVM VM fd (guest_memfd belongs to a VM), or -errno. */
+static inline int gmem_test_vm(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return -errno;
+	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	int err = errno;
+	close(kvm);
+	return vm < 0 ? -err : vm;
+}
+
+static inline uint64_t gmem_test_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* true if gmem x m is served lazily here; else SKIPs name with the probe's reason. */
+static inline bool gmem_test_probe(enum lvm_mode m, const char *name)
+{
+	struct lvm_probe p;
+	int ret = lvm_probe(LVM_BACKING_GMEM, m, &p);
+	if (ret) {
+		tap_skip(name, "lvm_probe: %s", strerror(-ret));
+		return false;
+	}
+	if (p.err) {
+		tap_skip(name, "probe gmem x %s: %s", lvm_mode_name(m), p.reason);
+		return false;
+	}
+	return true;
+}
+
+#endif
