@@ -269,6 +269,21 @@ int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off
 	return 0;
 }
 
+int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+			    size_t len)
+{
+	uint64_t p;
+	struct region *r = region_of_source(e, src, off, &p);
+	if (e->started)
+		return -EBUSY;
+	if (!r || (off - r->src_off) % r->psz || len % r->psz ||
+	    len > r->size - (off - r->src_off))
+		return -EINVAL;
+	for (uint64_t i = 0; i < len >> r->pshift; i++)
+		page_cas(e, r, p + i, PG_MISSING, PG_PRESENT);
+	return 0;
+}
+
 int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		    size_t len, int err)
 {
