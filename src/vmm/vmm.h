@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The minimal KVM VMM (kvmtool-like): one VM, guest memory on any lvm_mem
+ * backing, 1..N vCPU threads in 64-bit long mode (no firmware: KVM_SET_SREGS
+ * plus 2 MiB identity page tables), a serial port on I/O port 0x3f8, and the
+ * project's own freestanding guests (guests/).
+ *
+ * Memory is created by vmm_create() and left untouched, so a caller may
+ * register it with userfaultfd (lazy restore, migration) before anything
+ * writes it; vmm_load_guest() writes the guest image for a fresh boot.
+ *
+ * This is the contract the front-ends (run, restore, migrate, fc) code
+ * against.  Functions return 0 or -errno; err/errlen get one line of context
+ * where given.  Nothing here prints except the guest's serial output.
+ */
+#ifndef LAZYVM_VMM_H
+#define LAZYVM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lazyvm.h"
+
+#define VMM_MAX_VCPUS 16
+
+struct vmm;
+
+struct vmm_opts {
+	const char *guest;		/* "workload" | "boot-like"; NULL on restore */
+	uint64_t mem_size;		/* bytes; multiple of 2 MiB */
+	unsigned vcpus;			/* 1..VMM_MAX_VCPUS; 0 = 2 */
+	enum lvm_backing backing;
+	uint64_t seed;			/* guest parameters (fresh boot only) */
+	uint64_t iterations;
+	int serial_fd;			/* guest serial output; -1 = discard */
+};
+
+/*
+ * Create the VM, its memory (backing as asked; for gmem the guest_memfd is
+ * created from this VM with MMAP|INIT_SHARED and its mmap is the memslot's
+ * userspace address, so vCPU faults reach userfaultfd), and its vCPUs.
+ * Nothing is written to guest memory.
+ */
+int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t errlen);
+void vmm_destroy(struct vmm *vm);
+
+struct lvm_mem *vmm_mem(struct vmm *vm);
+int vmm_vm_fd(const struct vmm *vm);
+unsigned vmm_vcpus(const struct vmm *vm);
+
+/* Fresh boot: write guest image, page tables and parameters; set vCPU regs. */
+int vmm_load_guest(struct vmm *vm, char *err, size_t errlen);
+
+/* Start the vCPU threads (the first KVM_RUN is timestamped). */
+int vmm_start(struct vmm *vm);
+/*
+ * Bring every vCPU out of KVM_RUN and keep it out (immediate_exit + signal);
+ * on return guest memory and vCPU state are quiescent.  Idempotent.
+ */
+int vmm_pause(struct vmm *vm);
+int vmm_resume(struct vmm *vm);
+/*
+ * Wait until the guest finished (every vCPU halted after the guest's final
+ * output) -> 0, or the VM was stopped by an error (a vCPU exit it cannot
+ * handle, vmm_abort) -> -EIO with err set.
+ */
+int vmm_wait(struct vmm *vm, char *err, size_t errlen);
+/*
+ * Stop the VM because of an error (e.g. the engine could not serve a page):
+ * callable from any thread; vCPUs leave KVM_RUN and vmm_wait() returns -EIO
+ * with msg.  The first message wins.
+ */
+void vmm_abort(struct vmm *vm, const char *msg);
+
+/*
+ * The whole VM state (every vCPU: regs, sregs, FPU/XSAVE, XCRs, MSRs that
+ * matter, LAPIC, mp_state, events; plus device state and guest metadata) as
+ * one versioned, self-describing blob, malloc'd.  VM must be paused.
+ */
+int vmm_save_state(struct vmm *vm, void **blob, size_t *len);
+/* Load a blob from vmm_save_state into a VM created with the same vCPU count
+ * and memory size; -EBADMSG (with err) when the blob is not valid. */
+int vmm_load_state(struct vmm *vm, const void *blob, size_t len, char *err, size_t errlen);
+
+/* CLOCK_MONOTONIC ns of the first KVM_RUN of any vCPU; 0 before. */
+uint64_t vmm_first_entry_ns(const struct vmm *vm);
+/* The last "RESULT <hex>" line the guest printed, or "" (for tests/stats). */
+const char *vmm_result(const struct vmm *vm);
+
+#endif
