@@ -24,11 +24,11 @@
 struct mig_dst {
 	struct mig_dst_opts o;
 	int lfd, main_fd, req_fd, wake_fd;
-	pthread_mutex_t req_lock;	/* req_fd writes and link_up */
-	bool link_up;
+	pthread_mutex_t req_lock;	/* req_fd writes; link_up changes */
+	_Atomic bool link_up;
 	struct mig_limits lim;
 	uint64_t session, nunits;
-	enum mig_phase phase;
+	_Atomic int phase;		/* enum mig_phase; read by the request reader */
 	bool lazy;			/* false: the backing cannot be served lazily */
 	struct lvm_mem *mem;
 	struct lvm_source *src;
@@ -70,9 +70,9 @@ static void dst_send_request(struct mig_dst *d, uint64_t u0, uint64_t n)
 	struct mig_pages r = { u0 * d->lim.unit, (uint32_t)n, 0 };
 	mig_pages_to_wire(&r);
 	pthread_mutex_lock(&d->req_lock);
-	if (d->link_up && mig_send(d->req_fd, MIG_REQUEST, &r, sizeof(r), NULL, 0)) {
+	if (atomic_load(&d->link_up) && mig_send(d->req_fd, MIG_REQUEST, &r, sizeof(r), NULL, 0)) {
 		/* Cut: the request stays outstanding and is sent again on resume. */
-		d->link_up = false;
+		atomic_store(&d->link_up, false);
 		shutdown(d->req_fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&d->req_lock);
@@ -105,29 +105,45 @@ static void dst_wake(struct mig_dst *d)
 	}
 }
 
-/* One unit arrived (pre-copy, push, or a request's answer). */
+/*
+ * One unit arrived (pre-copy, push, or a request's answer).  Pre-copy writes
+ * memory directly and a later round overwrites (the unit was dirtied since);
+ * after that the engine installs it, exactly once: the main channel and the
+ * request channel may both carry a unit, and only the thread that flips have[]
+ * installs and counts it.
+ */
 static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, bool answer)
 {
 	uint64_t off = u * d->lim.unit;
-	if (atomic_load(&d->have[u]))
-		return 0;
-	int ret = d->phase == MIG_PHASE_PRECOPY || !d->e ?
-		lvm_mem_write(d->mem, off, data ? data : d->zero, d->lim.unit) :
-		lvm_engine_supply(d->e, d->src, off, data ? data : d->zero, d->lim.unit);
+	const uint8_t *src = data ? data : d->zero;
+	bool precopy = atomic_load(&d->phase) == MIG_PHASE_PRECOPY || !d->e;
+	int ret;
+
+	if (precopy) {
+		ret = lvm_mem_write(d->mem, off, src, d->lim.unit);
+		if (!ret && !atomic_exchange(&d->have[u], 1)) {
+			atomic_fetch_add(&d->n_pre, 1);
+			atomic_fetch_add(&d->nhave, 1);
+		}
+	} else {
+		if (atomic_exchange(&d->have[u], 1))
+			return 0;	/* the other channel delivered it */
+		ret = lvm_engine_supply(d->e, d->src, off, src, d->lim.unit);
+		if (!ret) {
+			uint64_t asked = atomic_exchange(&d->asked_ns[u], 0);
+			if (asked) {	/* a vCPU waited for it */
+				uint64_t wait = now_ns(CLOCK_MONOTONIC) - asked;
+				histogram_record(&d->remote_lat, wait);
+				atomic_fetch_add(&d->blocktime_ns, wait);
+			}
+			atomic_fetch_add(answer ? &d->n_req : &d->n_push, 1);
+			if (atomic_fetch_add(&d->nhave, 1) + 1 == d->nunits)
+				dst_wake(d);
+		}
+	}
 	if (ret)
 		return dst_fail(d, ret, "installing the page at 0x%llx: %s",
 				(unsigned long long)off, strerror(-ret));
-	atomic_store(&d->have[u], 1);
-	uint64_t asked = atomic_exchange(&d->asked_ns[u], 0);
-	if (asked) {	/* a vCPU waited for it */
-		uint64_t wait = now_ns(CLOCK_MONOTONIC) - asked;
-		histogram_record(&d->remote_lat, wait);
-		atomic_fetch_add(&d->blocktime_ns, wait);
-	}
-	atomic_fetch_add(d->phase == MIG_PHASE_PRECOPY ? &d->n_pre :
-			 answer ? &d->n_req : &d->n_push, 1);
-	if (atomic_fetch_add(&d->nhave, 1) + 1 == d->nunits)
-		dst_wake(d);
 	return 0;
 }
 
@@ -161,7 +177,7 @@ static void *dst_request_reader(void *arg)
 	}
 	free(buf);
 	pthread_mutex_lock(&d->req_lock);
-	d->link_up = false;
+	atomic_store(&d->link_up, false);
 	pthread_mutex_unlock(&d->req_lock);
 	dst_wake(d);
 	return NULL;
@@ -169,34 +185,43 @@ static void *dst_request_reader(void *arg)
 
 /* ---- connections ---------------------------------------------------------- */
 
-/* Accept one channel: HELLO of the expected kind, answered by HELLO_ACK. */
-static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms)
+/*
+ * Accept one channel and read its HELLO, which must be of the expected kind
+ * (and, once a session exists, of that session).  A bad peer gets an ERROR
+ * and -EPROTO (or its -errno) with why filled; nothing is latched, so the
+ * caller decides whether that ends the migration.
+ */
+static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms,
+			      char *why, size_t whylen)
 {
 	int fd = mig_accept(d->lfd, timeout_ms);
-	if (fd < 0)
-		return dst_fail(d, fd, fd == -ETIMEDOUT ? "no source connected in time" :
-				"accept: %s", strerror(-fd));
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", fd == -ETIMEDOUT ? "no source connected in time" :
+			 strerror(-fd));
+		return fd;
+	}
 	uint8_t buf[64];
-	char why[160] = "";
 	struct mig_msg m;
 	struct mig_limits none = { 0, 0 };
-	int ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 10000, why, sizeof(why));
+	why[0] = 0;
+	int ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 10000, why, whylen);
 	if (!ret && m.type != MIG_HELLO)
-		ret = -EPROTO, snprintf(why, sizeof(why), "expected HELLO, got %s", mig_type_name(m.type));
+		ret = -EPROTO, snprintf(why, whylen, "expected HELLO, got %s", mig_type_name(m.type));
 	struct mig_hello h;
 	if (!ret) {
 		memcpy(&h, m.payload, sizeof(h));
 		mig_hello_from_wire(&h);
 		if (h.channel != channel || !!(h.flags & MIG_HELLO_RESUME) != resume ||
 		    (d->session && (h.session != d->session || h.mem_size != d->lim.mem_size)))
-			ret = -EPROTO, snprintf(why, sizeof(why),
+			ret = -EPROTO, snprintf(why, whylen,
 						"HELLO for another session or channel");
 	}
 	if (ret) {
-		const char *msg = why[0] ? why : strerror(-ret);
-		mig_send(fd, MIG_ERROR, msg, strlen(msg), NULL, 0);
+		if (!why[0])
+			snprintf(why, whylen, "%s", strerror(-ret));
+		mig_send(fd, MIG_ERROR, why, strlen(why), NULL, 0);
 		close(fd);
-		return dst_fail(d, ret, "bad connection from the source: %s", msg);
+		return ret;
 	}
 	if (!d->session) {
 		d->session = h.session;
@@ -208,34 +233,39 @@ static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, 
 
 static int dst_ack(struct mig_dst *d, int fd)
 {
-	struct mig_hello_ack a = { d->session, 0, d->lim.unit, d->phase, 0 };
+	struct mig_hello_ack a = { d->session, 0, d->lim.unit, (uint32_t)atomic_load(&d->phase), 0 };
 	mig_ack_to_wire(&a);
 	return mig_send(fd, MIG_HELLO_ACK, &a, sizeof(a), NULL, 0);
 }
 
-static int dst_start_request_channel(struct mig_dst *d, bool resume)
+/* Accept the request channel (the source opens it right after the main
+ * one), acknowledge it and start its reader. */
+static int dst_open_request_channel(struct mig_dst *d, bool resume, char *why, size_t whylen)
 {
-	int fd = dst_accept_channel(d, MIG_CH_REQUEST, resume, 30000);
+	int fd = dst_accept_channel(d, MIG_CH_REQUEST, resume, 30000, why, whylen);
 	if (fd < 0)
 		return fd;
 	int ret = dst_ack(d, fd);
 	if (ret) {
 		close(fd);
-		return dst_fail(d, ret, "request channel: %s", strerror(-ret));
+		snprintf(why, whylen, "%s", strerror(-ret));
+		return ret;
 	}
 	pthread_mutex_lock(&d->req_lock);
 	d->req_fd = fd;
-	d->link_up = true;
+	atomic_store(&d->link_up, true);
 	pthread_mutex_unlock(&d->req_lock);
 	ret = -pthread_create(&d->req_thread, NULL, dst_request_reader, d);
 	d->req_running = !ret;
+	if (ret)
+		snprintf(why, whylen, "%s", strerror(-ret));
 	return ret;
 }
 
 static void dst_drop_link(struct mig_dst *d)
 {
 	pthread_mutex_lock(&d->req_lock);
-	d->link_up = false;
+	atomic_store(&d->link_up, false);
 	if (d->req_fd >= 0)
 		shutdown(d->req_fd, SHUT_RDWR);
 	pthread_mutex_unlock(&d->req_lock);
@@ -280,41 +310,60 @@ static int dst_send_bitmap(struct mig_dst *d)
 	return ret;
 }
 
-/* After a cut: the guest's faulting vCPUs wait; take the source back. */
+/*
+ * After a cut: the guest's faulting vCPUs wait; take the source back.  A
+ * connection that is not this session's resume is turned away and we keep
+ * listening until the recovery timeout.
+ */
 static int dst_recover(struct mig_dst *d)
 {
-	dst_drop_link(d);
 	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
-	int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)t * 1000);
-	if (fd < 0)
-		return fd;
-	d->main_fd = fd;
-	int ret = dst_ack(d, fd);
-	if (!ret)
-		ret = dst_send_bitmap(d);
-	if (!ret)
-		ret = dst_start_request_channel(d, true);
-	if (ret)
-		return dst_fail(d, ret, "resuming after a cut: %s", strerror(-ret));
-	d->reconnects++;
-	dst_resend_requests(d);
-	return 0;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	char why[160];
+	for (;;) {
+		dst_drop_link(d);
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		if (now >= deadline)
+			return dst_fail(d, -ETIMEDOUT, "the source did not come back within %u s "
+					"after the link dropped", t);
+		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
+					    why, sizeof(why));
+		if (fd < 0)
+			continue;
+		d->main_fd = fd;
+		if (dst_ack(d, fd) || dst_send_bitmap(d) ||
+		    dst_open_request_channel(d, true, why, sizeof(why)))
+			continue;	/* cut again: wait for the next attempt */
+		d->reconnects++;
+		dst_resend_requests(d);
+		return 0;
+	}
 }
 
 /* ---- phases --------------------------------------------------------------- */
 
+/* Units dirtied after they were sent: drop our copy (the engine fetches
+ * them again), in runs so a big stale set costs few syscalls. */
 static int dst_apply_discard(struct mig_dst *d, const uint8_t *bm)
 {
-	for (uint64_t u = 0; u < d->nunits; u++) {
-		if (!(bm[u / 8] & (1u << (u % 8))) || !atomic_load(&d->have[u]))
+	for (uint64_t u = 0; u < d->nunits; ) {
+		uint64_t n = 0;
+		while (u + n < d->nunits && (bm[(u + n) / 8] >> ((u + n) % 8) & 1) &&
+		       atomic_load(&d->have[u + n]))
+			n++;
+		if (!n) {
+			u++;
 			continue;
-		/* dirtied after it was sent: drop our copy, fetch it again */
-		int ret = backing_remove(d->mem, u * d->lim.unit, d->lim.unit);
+		}
+		int ret = backing_remove(d->mem, u * d->lim.unit, n * d->lim.unit);
 		if (ret)
-			return ret;
-		atomic_store(&d->have[u], 0);
-		atomic_fetch_sub(&d->nhave, 1);
-		atomic_fetch_sub(&d->n_pre, 1);
+			return dst_fail(d, ret, "dropping %llu stale pages: %s",
+					(unsigned long long)n, strerror(-ret));
+		for (uint64_t i = u; i < u + n; i++)
+			atomic_store(&d->have[i], 0);
+		atomic_fetch_sub(&d->nhave, n);
+		atomic_fetch_sub(&d->n_pre, n);
+		u += n;
 	}
 	return 0;
 }
@@ -334,7 +383,7 @@ static int dst_fetch_all(struct mig_dst *d)
 				/* drained */
 			}
 		}
-		if (!d->link_up)
+		if (!atomic_load(&d->link_up))
 			return dst_fail(d, -ECONNRESET, "link lost while fetching all memory");
 	}
 	return 0;
@@ -458,6 +507,50 @@ static int dst_wait_go(struct mig_dst *d)
 	}
 }
 
+/* Wait for the source's DONE after ours (pushed units still in flight are
+ * skipped).  true: the source knows it is finished. */
+static bool dst_done_acked(struct mig_dst *d, int timeout_ms)
+{
+	struct mig_stamp done = { now_ns(CLOCK_REALTIME), d->nunits };
+	mig_stamp_to_wire(&done);
+	if (d->main_fd < 0 || mig_send(d->main_fd, MIG_DONE, &done, sizeof(done), NULL, 0))
+		return false;
+	char why[160];
+	for (;;) {
+		struct mig_msg m;
+		if (mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, timeout_ms, why, sizeof(why)))
+			return false;
+		if (m.type == MIG_DONE)
+			return true;
+	}
+}
+
+/*
+ * Every unit is here.  If the link drops before the source saw our DONE, it
+ * would try to resume and, finding nobody, report a failed migration of a VM
+ * that in fact moved: answer its resume with phase DONE until the recovery
+ * timeout.
+ */
+static void dst_finish(struct mig_dst *d)
+{
+	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
+	atomic_store(&d->phase, MIG_PHASE_DONE);
+	if (dst_done_acked(d, (int)t * 1000))
+		return;
+	dst_drop_link(d);
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	char why[160];
+	for (uint64_t now; (now = now_ns(CLOCK_MONOTONIC)) < deadline; ) {
+		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
+					    why, sizeof(why));
+		if (fd >= 0) {
+			dst_ack(d, fd);
+			close(fd);
+			return;
+		}
+	}
+}
+
 /* Post-copy: pushed units on the main channel until every unit is here. */
 static int dst_postcopy(struct mig_dst *d)
 {
@@ -472,7 +565,7 @@ static int dst_postcopy(struct mig_dst *d)
 				/* drained */
 			}
 		}
-		bool cut = !d->link_up;
+		bool cut = !atomic_load(&d->link_up);
 		if (p[0].revents && !cut) {
 			struct mig_msg m;
 			int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why,
@@ -493,10 +586,7 @@ static int dst_postcopy(struct mig_dst *d)
 				return ret;
 		}
 	}
-	struct mig_stamp done = { now_ns(CLOCK_REALTIME), d->nunits };
-	mig_stamp_to_wire(&done);
-	if (d->main_fd >= 0)
-		mig_send(d->main_fd, MIG_DONE, &done, sizeof(done), NULL, 0);
+	dst_finish(d);
 	return 0;
 }
 
@@ -547,7 +637,11 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC), started = 0;
 	void *state = NULL;
 	size_t state_len = 0;
-	int ret = dst_accept_channel(d, MIG_CH_MAIN, false, d->o.accept_timeout_ms);
+	char why[160];
+	int ret = dst_accept_channel(d, MIG_CH_MAIN, false, d->o.accept_timeout_ms, why,
+				     sizeof(why));
+	if (ret < 0)
+		dst_fail(d, ret, "bad connection from the source: %s", why);
 	if (ret >= 0) {
 		d->main_fd = ret;
 		t0 = now_ns(CLOCK_MONOTONIC);
@@ -555,8 +649,8 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	}
 	if (!ret)
 		ret = dst_ack(d, d->main_fd);
-	if (!ret)
-		ret = dst_start_request_channel(d, false);
+	if (!ret && (ret = dst_open_request_channel(d, false, why, sizeof(why))))
+		dst_fail(d, ret, "request channel: %s", why);
 	if (!ret)
 		ret = dst_precopy(d, vm, &state, &state_len);
 	if (!ret)
@@ -564,7 +658,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	if (!ret && (ret = vm->load_state(vm->ctx, state, state_len)))
 		dst_fail(d, ret, "loading the VM state: %s", strerror(-ret));
 	if (!ret) {
-		d->phase = MIG_PHASE_READY;
+		atomic_store(&d->phase, MIG_PHASE_READY);
 		ret = mig_send(d->main_fd, MIG_READY, NULL, 0, NULL, 0);
 		if (ret)	/* the source resends GO after it reconnects */
 			ret = dst_recover(d);
@@ -575,7 +669,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 		dst_fail(d, ret, "starting the vCPUs: %s", strerror(-ret));
 	if (!ret) {
 		started = now_ns(CLOCK_REALTIME);
-		d->phase = MIG_PHASE_RUNNING;
+		atomic_store(&d->phase, MIG_PHASE_RUNNING);
 		struct mig_stamp st = { started, 0 };
 		mig_stamp_to_wire(&st);
 		mig_send(d->main_fd, MIG_STARTED, &st, sizeof(st), NULL, 0);

@@ -131,7 +131,11 @@ static void *src_request_server(void *arg)
 			break;
 		atomic_fetch_add(&s->n_req, r.count);
 	}
+	/* The link is broken, whichever channel noticed: kick the main thread
+	 * out of a blocked send so it starts recovering.  main_fd stays open
+	 * until this thread is joined (src_close_link). */
 	atomic_store(&s->req_broken, true);
+	shutdown(s->main_fd, SHUT_RDWR);
 	return NULL;
 }
 
@@ -149,62 +153,74 @@ static void src_close_link(struct mig_src *s)
 	s->req_fd = s->main_fd = -1;
 }
 
-/* Open one channel: HELLO, then HELLO_ACK. */
+/*
+ * Open one channel: HELLO, then HELLO_ACK.  The fd, or -ECONNABORTED when the
+ * destination refused (why: its reason), -EPROTO for a bad answer, -errno.
+ */
 static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
-			    struct mig_hello_ack *ack)
+			    struct mig_hello_ack *ack, char *why, size_t whylen)
 {
 	int fd = mig_connect(s->o->addr, 5000);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(-fd));
 		return fd;
+	}
 	struct mig_hello h = { s->session, channel, resume ? MIG_HELLO_RESUME : 0,
 			       lvm_mem_size(s->mem), (uint32_t)lvm_mem_page_size(s->mem), 0 };
 	mig_hello_to_wire(&h);
 	uint8_t buf[4160];
-	char why[160] = "";
 	struct mig_msg m;
 	struct mig_limits none = { 0, 0 };
+	why[0] = 0;
 	int ret = mig_send(fd, MIG_HELLO, &h, sizeof(h), NULL, 0);
 	if (!ret)
-		ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 30000, why, sizeof(why));
+		ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 30000, why, whylen);
 	if (!ret && m.type == MIG_ERROR)
-		ret = src_fail(s, -ECONNREFUSED, "the destination refused: %.*s", (int)m.len,
-			       (const char *)m.payload);
+		ret = -ECONNABORTED, snprintf(why, whylen, "the destination refused: %.*s",
+					      (int)m.len, (const char *)m.payload);
 	else if (!ret && m.type != MIG_HELLO_ACK)
-		ret = src_fail(s, -EPROTO, "expected HELLO_ACK, got %s", mig_type_name(m.type));
+		ret = -EPROTO, snprintf(why, whylen, "expected HELLO_ACK, got %s",
+					mig_type_name(m.type));
+	if (!ret) {
+		memcpy(ack, m.payload, sizeof(*ack));
+		mig_ack_from_wire(ack);
+		if (ack->status || ack->session != s->session || !ack->unit ||
+		    (ack->unit & (ack->unit - 1)) || lvm_mem_size(s->mem) % ack->unit ||
+		    ack->unit < lvm_mem_page_size(s->mem) || ack->phase > MIG_PHASE_DONE)
+			ret = -EPROTO, snprintf(why, whylen, "bad HELLO_ACK (status %u, unit %u)",
+						ack->status, ack->unit);
+	}
 	if (ret) {
+		if (!why[0])
+			snprintf(why, whylen, "%s", strerror(-ret));
 		close(fd);
 		return ret;
-	}
-	memcpy(ack, m.payload, sizeof(*ack));
-	mig_ack_from_wire(ack);
-	if (ack->status || ack->session != s->session || !ack->unit ||
-	    lvm_mem_size(s->mem) % ack->unit || ack->unit < lvm_mem_page_size(s->mem)) {
-		close(fd);
-		return src_fail(s, -EPROTO, "bad HELLO_ACK (status %u, unit %u)", ack->status,
-				ack->unit);
 	}
 	return fd;
 }
 
-static int src_start_request_server(struct mig_src *s, bool resume)
+static int src_start_request_server(struct mig_src *s, bool resume, char *why, size_t whylen)
 {
 	struct mig_hello_ack ack;
-	int fd = src_open_channel(s, MIG_CH_REQUEST, resume, &ack);
+	int fd = src_open_channel(s, MIG_CH_REQUEST, resume, &ack, why, whylen);
 	if (fd < 0)
 		return fd;
 	s->req_fd = fd;
 	atomic_store(&s->req_broken, false);
 	int ret = -pthread_create(&s->req_thread, NULL, src_request_server, s);
 	s->req_running = !ret;
+	if (ret)
+		snprintf(why, whylen, "%s", strerror(-ret));
 	return ret;
 }
 
 static int src_connect(struct mig_src *s)
 {
 	struct mig_hello_ack ack;
-	int fd = src_open_channel(s, MIG_CH_MAIN, false, &ack);
+	char why[200];
+	int fd = src_open_channel(s, MIG_CH_MAIN, false, &ack, why, sizeof(why));
 	if (fd < 0)
-		return src_fail(s, fd, "connecting to %s: %s", s->o->addr, strerror(-fd));
+		return src_fail(s, fd, "connecting to %s: %s", s->o->addr, why);
 	s->main_fd = fd;
 	s->lim.unit = ack.unit;
 	s->nunits = s->lim.mem_size / s->lim.unit;
@@ -213,8 +229,8 @@ static int src_connect(struct mig_src *s)
 	s->dirty = calloc((s->lim.mem_size + s->chunk - 1) / s->chunk, 1);
 	if (!s->sent || !s->dirty)
 		return -ENOMEM;
-	int ret = src_start_request_server(s, false);
-	return ret ? src_fail(s, ret, "request channel: %s", strerror(-ret)) : 0;
+	int ret = src_start_request_server(s, false, why, sizeof(why));
+	return ret ? src_fail(s, ret, "request channel: %s", why) : 0;
 }
 
 /* ---- pre-copy ------------------------------------------------------------- */
@@ -323,8 +339,10 @@ static int src_poll_main(struct mig_src *s, int timeout_ms, bool *done)
 	}
 	if (m.type == MIG_STARTED && !s->started_realtime_ns)
 		s->started_realtime_ns = st.realtime_ns;
-	else if (m.type == MIG_DONE)
-		*done = true;
+	else if (m.type == MIG_DONE) {
+		*done = true;	/* say we saw it: the destination stops waiting for us */
+		mig_send(s->main_fd, MIG_DONE, m.payload, m.len, NULL, 0);
+	}
 	else if (m.type == MIG_ERROR)
 		return src_fail(s, -ECONNABORTED, "the destination failed: %.*s", (int)m.len,
 				(const char *)m.payload);
@@ -363,42 +381,47 @@ static int src_push(struct mig_src *s, bool *done)
 	return 0;
 }
 
-/* Reconnect after a cut, learn what the destination has, resume. */
+/* Reconnect after a cut (with backoff), learn what the destination has,
+ * resume.  0, or 1 when the destination already has everything;
+ * *go_needed: the destination is still waiting for GO. */
 static int src_recover(struct mig_src *s, uint64_t deadline, bool *go_needed)
 {
-	src_close_link(s);
 	unsigned backoff_ms = 50;
+	char why[200] = "";
 	for (;;) {
+		src_close_link(s);
 		if (now_ns(CLOCK_MONOTONIC) > deadline)
-			return src_fail(s, -ETIMEDOUT, "lost the destination %s and could not reconnect "
-					"within %u s", s->o->addr,
-					s->o->recover_timeout_s ? s->o->recover_timeout_s : 60);
+			return src_fail(s, -ETIMEDOUT, "lost the destination %s and could not "
+					"reconnect within %u s (last: %s)", s->o->addr,
+					s->o->recover_timeout_s ? s->o->recover_timeout_s : 60, why);
 		struct mig_hello_ack ack;
-		int fd = src_open_channel(s, MIG_CH_MAIN, true, &ack);
+		int fd = src_open_channel(s, MIG_CH_MAIN, true, &ack, why, sizeof(why));
+		if (fd == -ECONNABORTED)	/* the destination has given up */
+			return src_fail(s, fd, "resuming: %s", why);
+		if (fd >= 0 && ack.phase == MIG_PHASE_DONE) {
+			close(fd);
+			return 1;
+		}
 		if (fd >= 0) {
 			s->main_fd = fd;
-			char why[160] = "";
 			struct mig_msg m;
 			int ret = mig_recv(fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, 30000, why,
 					   sizeof(why));
-			if (!ret && m.type == MIG_RECV_BITMAP) {
+			if (ret == -EPROTO || (!ret && m.type != MIG_RECV_BITMAP))
+				return src_fail(s, -EPROTO, "resuming: %s",
+						ret ? why : mig_type_name(m.type));
+			if (!ret) {
 				for (uint64_t u = 0; u < s->nunits; u++)
 					atomic_store(&s->sent[u], (m.payload[u / 8] >> (u % 8)) & 1);
 				*go_needed = ack.phase == MIG_PHASE_READY;
-				ret = src_start_request_server(s, true);
-				if (!ret) {
+				if (!src_start_request_server(s, true, why, sizeof(why))) {
 					s->st.reconnects++;
 					return 0;
 				}
 			}
-			src_close_link(s);
-			if (ret == -EPROTO)
-				return src_fail(s, ret, "resuming: %s", why);
-		} else if (fd == -ECONNREFUSED && s->err && s->err[0]) {
-			return fd;	/* the destination said no: it has given up */
 		}
 		usleep(backoff_ms * 1000);
-		backoff_ms = backoff_ms < 1600 ? backoff_ms * 2 : 2000;
+		backoff_ms = backoff_ms < 1000 ? backoff_ms * 2 : 1000;
 	}
 }
 
@@ -418,7 +441,7 @@ static int src_postcopy(struct mig_src *s)
 			return ret;
 		ret = src_recover(s, now_ns(CLOCK_MONOTONIC) + timeout, &go);
 		if (ret)
-			return ret;
+			return ret > 0 ? 0 : ret;
 	}
 }
 
@@ -439,7 +462,9 @@ static int src_wait_ready(struct mig_src *s)
 				ret ? why : mig_type_name(m.type));
 	bool go = false;
 	ret = src_recover(s, now_ns(CLOCK_MONOTONIC) + 10000000000ull, &go);
-	return ret ? ret : go ? 0 : -EPROTO;
+	if (!ret && !go)
+		ret = src_fail(s, -EPROTO, "the destination resumed past READY without GO");
+	return ret > 0 ? -EPROTO : ret;
 }
 
 static void src_fill_stats(struct mig_src *s, struct mig_stats *out)

@@ -307,9 +307,19 @@ static int resolve(const char *addr, bool passive, struct addrinfo **res)
 
 static void tune_socket(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 5, intvl = 1, cnt = 5;
+	unsigned user_timeout_ms = 10000;
 	/* Requests and their answers are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A peer that vanished without a FIN/RST (cable, crash of a box in the
+	 * path) must end up as an error, not as a send blocked forever:
+	 * keepalive for an idle link, TCP_USER_TIMEOUT for unacknowledged data.
+	 * Recovery takes it from there. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
 int mig_connect(const char *addr, int timeout_ms)

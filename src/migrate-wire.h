@@ -31,7 +31,7 @@ enum mig_type {
 	MIG_STARTED,	/* dst -> src: vCPUs running (timestamp for downtime) */
 	MIG_REQUEST,	/* dst -> src: a guest faulted on these units */
 	MIG_RECV_BITMAP,/* dst -> src on resume: units the destination has */
-	MIG_DONE,	/* dst -> src: every unit received */
+	MIG_DONE,	/* dst -> src: every unit received; src -> dst: seen */
 	MIG_ERROR,	/* either way: text, then close */
 	MIG__TYPE_MAX
 };
@@ -41,7 +41,13 @@ enum mig_channel { MIG_CH_MAIN = 0, MIG_CH_REQUEST = 1 };
 #define MIG_HELLO_RESUME 1u		/* hello.flags: reconnect after a cut */
 #define MIG_PAGES_ZERO 1u		/* pages.flags: all zero, no data */
 
-enum mig_phase { MIG_PHASE_PRECOPY = 0, MIG_PHASE_READY = 1, MIG_PHASE_RUNNING = 2 };
+/* HELLO_ACK.phase: where a resuming source finds the destination. */
+enum mig_phase {
+	MIG_PHASE_PRECOPY = 0,	/* receiving pre-copy (not resumable) */
+	MIG_PHASE_READY = 1,	/* state loaded, waiting for GO */
+	MIG_PHASE_RUNNING = 2,	/* vCPUs run, units still missing */
+	MIG_PHASE_DONE = 3,	/* every unit here: the source is finished */
+};
 
 struct mig_hdr {
 	uint32_t magic;

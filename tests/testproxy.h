@@ -2,7 +2,10 @@
 /*
  * A test-only TCP proxy on 127.0.0.1 that forwards to an upstream port and
  * can cut every connection it carries: after a given number of bytes have
- * gone upstream (deterministic points in a stream), or on demand.
+ * gone upstream (deterministic points in a stream), or on demand.  A cut
+ * shuts both sockets of every pair down, and the pair's sockets are closed
+ * once both of its pumps are done, so each endpoint sees the link drop (a
+ * socket left open but unread would block the peer's send forever).
  */
 #ifndef LAZYVM_TESTPROXY_H
 #define LAZYVM_TESTPROXY_H
@@ -21,12 +24,17 @@
 #define PROXY_MAX_CONN 64
 #define PROXY_MAX_CUTS 8
 
+struct proxy_pair {
+	int c, u;	/* client side, upstream side */
+	int pumps;	/* running pump threads; 0 = slot free */
+};
+
 struct proxy {
 	int lfd, port, upstream_port;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	int fds[PROXY_MAX_CONN * 2];
-	int nfds;
+	pthread_cond_t idle;
+	struct proxy_pair pairs[PROXY_MAX_CONN];
 	_Atomic uint64_t up_bytes;		/* client -> upstream, all connections */
 	uint64_t cut_at[PROXY_MAX_CUTS];	/* cut when up_bytes crosses these */
 	int ncuts, next_cut;
@@ -34,42 +42,55 @@ struct proxy {
 	_Atomic bool stop;
 };
 
-struct proxy_pipe { struct proxy *p; int from, to; bool upstream; };
+struct proxy_pipe { struct proxy *p; struct proxy_pair *pair; bool upstream; };
 
 static inline void proxy_cut_all(struct proxy *p)
 {
 	pthread_mutex_lock(&p->lock);
-	for (int i = 0; i < p->nfds; i++)
-		shutdown(p->fds[i], SHUT_RDWR);
-	p->nfds = 0;
+	for (int i = 0; i < PROXY_MAX_CONN; i++) {
+		if (p->pairs[i].pumps) {
+			shutdown(p->pairs[i].c, SHUT_RDWR);
+			shutdown(p->pairs[i].u, SHUT_RDWR);
+		}
+	}
 	pthread_mutex_unlock(&p->lock);
 	atomic_fetch_add(&p->cuts_done, 1);
+}
+
+static inline bool proxy_cut_due(struct proxy *p, uint64_t n)
+{
+	uint64_t total = atomic_fetch_add(&p->up_bytes, n) + n;
+	pthread_mutex_lock(&p->lock);
+	bool cut = p->next_cut < p->ncuts && total >= p->cut_at[p->next_cut];
+	if (cut)
+		p->next_cut++;
+	pthread_mutex_unlock(&p->lock);
+	return cut;
 }
 
 static inline void *proxy_pump(void *arg)
 {
 	struct proxy_pipe *pp = arg;
 	struct proxy *p = pp->p;
+	struct proxy_pair *pair = pp->pair;
+	int from = pp->upstream ? pair->c : pair->u, to = pp->upstream ? pair->u : pair->c;
 	char buf[65536];
 	for (;;) {
-		ssize_t n = read(pp->from, buf, sizeof(buf));
-		if (n <= 0)
+		ssize_t n = read(from, buf, sizeof(buf));
+		if (n <= 0 || send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
 			break;
-		if (write(pp->to, buf, (size_t)n) != n)
-			break;
-		if (!pp->upstream)
-			continue;
-		uint64_t total = atomic_fetch_add(&p->up_bytes, (uint64_t)n) + (uint64_t)n;
-		pthread_mutex_lock(&p->lock);
-		bool cut = p->next_cut < p->ncuts && total >= p->cut_at[p->next_cut];
-		if (cut)
-			p->next_cut++;
-		pthread_mutex_unlock(&p->lock);
-		if (cut)
+		if (pp->upstream && proxy_cut_due(p, (uint64_t)n))
 			proxy_cut_all(p);
 	}
-	shutdown(pp->to, SHUT_RDWR);
-	shutdown(pp->from, SHUT_RDWR);
+	pthread_mutex_lock(&p->lock);
+	shutdown(pair->c, SHUT_RDWR);
+	shutdown(pair->u, SHUT_RDWR);
+	if (!--pair->pumps) {
+		close(pair->c);
+		close(pair->u);
+		pthread_cond_broadcast(&p->idle);
+	}
+	pthread_mutex_unlock(&p->lock);
 	free(pp);
 	return NULL;
 }
@@ -84,6 +105,30 @@ static inline int proxy_connect_upstream(int port)
 		return -1;
 	}
 	return fd;
+}
+
+static inline void proxy_add_pair(struct proxy *p, int c, int u)
+{
+	struct proxy_pair *pair = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < PROXY_MAX_CONN && !pair; i++)
+		if (!p->pairs[i].pumps)
+			pair = &p->pairs[i];
+	if (pair)
+		*pair = (struct proxy_pair){ c, u, 2 };
+	pthread_mutex_unlock(&p->lock);
+	if (!pair) {
+		close(c);
+		close(u);
+		return;
+	}
+	for (int dir = 0; dir < 2; dir++) {
+		struct proxy_pipe *pp = malloc(sizeof(*pp));
+		*pp = (struct proxy_pipe){ p, pair, !dir };
+		pthread_t t;
+		pthread_create(&t, NULL, proxy_pump, pp);
+		pthread_detach(t);
+	}
 }
 
 static inline void *proxy_accept_loop(void *arg)
@@ -101,19 +146,7 @@ static inline void *proxy_accept_loop(void *arg)
 			close(c);
 			continue;
 		}
-		pthread_mutex_lock(&p->lock);
-		if (p->nfds + 2 <= PROXY_MAX_CONN * 2) {
-			p->fds[p->nfds++] = c;
-			p->fds[p->nfds++] = u;
-		}
-		pthread_mutex_unlock(&p->lock);
-		for (int dir = 0; dir < 2; dir++) {
-			struct proxy_pipe *pp = malloc(sizeof(*pp));
-			*pp = (struct proxy_pipe){ p, dir ? u : c, dir ? c : u, !dir };
-			pthread_t t;
-			pthread_create(&t, NULL, proxy_pump, pp);
-			pthread_detach(t);
-		}
+		proxy_add_pair(p, c, u);
 	}
 	return NULL;
 }
@@ -123,6 +156,7 @@ static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->idle, NULL);
 	p->upstream_port = upstream_port;
 	for (int i = 0; i < ncuts && i < PROXY_MAX_CUTS; i++)
 		p->cut_at[p->ncuts++] = cuts[i];
@@ -137,12 +171,20 @@ static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t
 	return pthread_create(&p->thread, NULL, proxy_accept_loop, p) ? -1 : 0;
 }
 
+/* Stop accepting, cut everything, wait for every pump to finish. */
 static inline void proxy_stop(struct proxy *p)
 {
 	atomic_store(&p->stop, true);
 	pthread_join(p->thread, NULL);
-	proxy_cut_all(p);
 	close(p->lfd);
+	proxy_cut_all(p);
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < PROXY_MAX_CONN; i++)
+		while (p->pairs[i].pumps)
+			pthread_cond_wait(&p->idle, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->idle);
 }
 
 #endif
