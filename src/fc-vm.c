@@ -37,7 +37,7 @@ static int vm_engine(struct fc_vm *vm, const struct fc_mapping *m, unsigned n, i
 	lvm_engine_opts_init(&eo);
 	eo.uffd = uffd;
 	eo.threads = s->o.threads;
-	eo.fault_around = FC_FAULT_AROUND;
+	eo.fault_around = s->o.fault_around ? s->o.fault_around : FC_FAULT_AROUND;
 	eo.background_fill = s->o.prefault;
 	eo.on_error = vm_on_error;
 	eo.on_error_ctx = vm;

@@ -97,6 +97,7 @@ struct fc_server_opts {
 	bool once;			/* stop after the first VM finished */
 	bool prefault;			/* fill every page in the background */
 	unsigned threads;		/* engine threads per VM; 0 = one per CPU */
+	size_t fault_around;		/* bytes served per 4 KiB fault; 0 = 64 KiB */
 	int handshake_timeout_ms;	/* 0 = 10 s */
 	/* One line per event (VM served, finished, refused); NULL = stderr. */
 	void (*log)(void *ctx, const char *line);
