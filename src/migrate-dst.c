@@ -29,7 +29,6 @@ struct mig_dst {
 	struct mig_limits lim;
 	uint64_t session, nunits;
 	_Atomic int phase;		/* enum mig_phase; read by the request reader */
-	bool lazy;			/* false: the backing cannot be served lazily */
 	struct lvm_mem *mem;
 	struct lvm_source *src;
 	struct lvm_engine *e;
@@ -389,33 +388,37 @@ static int dst_fetch_all(struct mig_dst *d)
 	return 0;
 }
 
+/*
+ * The source is stopped: serve the rest of memory lazily.  Registering the
+ * memory is the probe (cheaper in the downtime than probing on the side);
+ * where the backing refuses userfaultfd (guest_memfd without the uffd series),
+ * everything is fetched before the VM starts, and we say so.
+ */
 static int dst_serve_memory(struct mig_dst *d)
 {
 	static const struct lvm_source_ops ops = { .get = dst_get };
-	struct lvm_probe p;
-	lvm_probe(lvm_mem_backing(d->mem), LVM_MODE_MISSING, &p);
-	d->lazy = !p.err;
 	int ret = lvm_source_create(&ops, d, d->lim.mem_size, &d->src);
 	if (ret)
 		return ret;
-	if (!d->lazy) {
-		fprintf(stderr, "lazyvm migrate-recv: %s memory cannot be served lazily on this "
-			"kernel (%s): receiving all of it before the VM starts\n",
-			lvm_backing_name(lvm_mem_backing(d->mem)), p.reason);
-		return dst_fetch_all(d);
-	}
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = d->o.handler_threads;
 	ret = lvm_engine_create(&eo, &d->e);
-	if (!ret)
-		ret = lvm_engine_add_mem(d->e, d->mem, LVM_MODE_MISSING, d->src, 0);
-	for (uint64_t u = 0; ret >= 0 && u < d->nunits; u++)
+	if (ret)
+		return ret;
+	int reg = lvm_engine_add_mem(d->e, d->mem, LVM_MODE_MISSING, d->src, 0);
+	if (reg < 0) {
+		lvm_engine_destroy(d->e);
+		d->e = NULL;
+		fprintf(stderr, "lazyvm migrate-recv: %s memory cannot be served lazily on this "
+			"kernel (UFFDIO_REGISTER: %s): receiving all of it before the VM starts\n",
+			lvm_backing_name(lvm_mem_backing(d->mem)), strerror(-reg));
+		return dst_fetch_all(d);
+	}
+	for (uint64_t u = 0; !ret && u < d->nunits; u++)
 		if (atomic_load(&d->have[u]))
 			ret = lvm_engine_mark_present(d->e, d->src, u * d->lim.unit, d->lim.unit);
-	if (ret >= 0)
-		ret = lvm_engine_start(d->e);
-	return ret < 0 ? ret : 0;
+	return ret ? ret : lvm_engine_start(d->e);
 }
 
 static int dst_setup_memory(struct mig_dst *d, const struct mig_dst_vm *vm)
@@ -450,8 +453,9 @@ static int dst_precopy(struct mig_dst *d, const struct mig_dst_vm *vm, void **st
 		case MIG_PAGES:
 			ret = dst_take_pages(d, &m, false);
 			break;
-		case MIG_ROUND_END:
+		case MIG_ROUND_END:	/* everything sent so far is in memory */
 			d->rounds++;
+			ret = mig_send(d->main_fd, MIG_ROUND_ACK, NULL, 0, NULL, 0);
 			break;
 		case MIG_DISCARD:
 			ret = dst_apply_discard(d, m.payload);

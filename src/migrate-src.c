@@ -41,6 +41,7 @@ struct mig_src {
 	_Atomic uint64_t n_req;
 	char *err;
 	size_t errlen;
+	char why[200];			/* detail of the last failed exchange */
 };
 
 static uint64_t now_ns(clockid_t c)
@@ -246,6 +247,30 @@ static uint64_t units_per_chunk(struct mig_src *s)
 	return s->chunk / s->lim.unit;
 }
 
+/*
+ * End a round and wait until the destination has it in memory.  Without
+ * this, the megabytes queued in socket buffers would be drained inside the
+ * downtime (after the pause, ahead of the state); with it, the round's dirty
+ * set also covers exactly the time its pages took to land.
+ */
+static int src_end_round(struct mig_src *s)
+{
+	struct mig_msg m;
+	int ret = mig_send(s->main_fd, MIG_ROUND_END, NULL, 0, NULL, 0);
+	if (!ret)
+		ret = mig_recv(s->main_fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, 60000, s->why,
+			       sizeof(s->why));
+	if (ret && ret != -EPROTO)
+		snprintf(s->why, sizeof(s->why), "%s", strerror(-ret));
+	if (!ret && m.type == MIG_ERROR)
+		ret = -ECONNABORTED, snprintf(s->why, sizeof(s->why), "the destination failed: %.*s",
+					      (int)m.len, (const char *)m.payload);
+	else if (!ret && m.type != MIG_ROUND_ACK)
+		ret = -EPROTO, snprintf(s->why, sizeof(s->why), "expected ROUND_ACK, got %s",
+					mig_type_name(m.type));
+	return ret;
+}
+
 static int src_precopy(struct mig_src *s)
 {
 	if (!s->o->precopy_rounds)
@@ -268,8 +293,8 @@ static int src_precopy(struct mig_src *s)
 			s->st.pages_precopy += n;
 			src_progress(s, "pre-copy", false);
 		}
-		if ((ret = mig_send(s->main_fd, MIG_ROUND_END, NULL, 0, NULL, 0)))
-			return src_fail(s, ret, "pre-copy round %u: %s", round, strerror(-ret));
+		if ((ret = src_end_round(s)))
+			return src_fail(s, ret, "pre-copy round %u: %s", round, s->why);
 		s->st.precopy_rounds = round;
 	}
 	return 0;
@@ -292,8 +317,6 @@ static int src_send_discard(struct mig_src *s)
 			atomic_store(&s->sent[u], 0);
 		}
 	}
-	wp_tracker_stop(s->wp);	/* the VM is stopped: nothing writes any more */
-	s->wp = NULL;
 	int ret = mig_send(s->main_fd, MIG_DISCARD, bm, bytes, NULL, 0);
 	free(bm);
 	return ret;
@@ -502,6 +525,10 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		src_fail(&s, ret, "sending the stale set: %s", strerror(-ret));
 	if (!ret && (ret = src_send_state(&s)))
 		src_fail(&s, ret, "sending the VM state: %s", strerror(-ret));
+	/* The VM is stopped, nothing writes: end tracking while the destination
+	 * loads the state (off the downtime's critical path). */
+	wp_tracker_stop(s.wp);
+	s.wp = NULL;
 	if (!ret)
 		ret = src_wait_ready(&s);
 	if (!ret) {

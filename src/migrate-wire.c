@@ -19,7 +19,7 @@ static const char *const type_names[MIG__TYPE_MAX] = {
 	[MIG_ROUND_END] = "ROUND_END", [MIG_DISCARD] = "DISCARD", [MIG_STATE] = "STATE",
 	[MIG_READY] = "READY", [MIG_GO] = "GO", [MIG_STARTED] = "STARTED",
 	[MIG_REQUEST] = "REQUEST", [MIG_RECV_BITMAP] = "RECV_BITMAP", [MIG_DONE] = "DONE",
-	[MIG_ERROR] = "ERROR",
+	[MIG_ERROR] = "ERROR", [MIG_ROUND_ACK] = "ROUND_ACK",
 };
 
 const char *mig_type_name(uint16_t type)
@@ -68,7 +68,7 @@ static uint32_t fixed_len(uint16_t type)
 	case MIG_HELLO: return sizeof(struct mig_hello);
 	case MIG_HELLO_ACK: return sizeof(struct mig_hello_ack);
 	case MIG_REQUEST: return sizeof(struct mig_pages);
-	case MIG_ROUND_END: case MIG_READY: case MIG_GO: return 0;
+	case MIG_ROUND_END: case MIG_ROUND_ACK: case MIG_READY: case MIG_GO: return 0;
 	case MIG_STARTED: case MIG_DONE: return sizeof(struct mig_stamp);
 	default: return UINT32_MAX;
 	}

@@ -33,6 +33,7 @@ enum mig_type {
 	MIG_RECV_BITMAP,/* dst -> src on resume: units the destination has */
 	MIG_DONE,	/* dst -> src: every unit received; src -> dst: seen */
 	MIG_ERROR,	/* either way: text, then close */
+	MIG_ROUND_ACK,	/* dst -> src: a pre-copy round is in memory */
 	MIG__TYPE_MAX
 };
 
