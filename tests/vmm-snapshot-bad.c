@@ -89,7 +89,7 @@ static void test_corrupt_chunk(void)
 static void test_bad_files(void)
 {
 	char dir[600], path[700];
-	uint64_t off;
+	uint64_t off = 0;
 	if (copy_snapshot("trunc", dir, sizeof(dir)) || !(off = data_offset(dir)))
 		tap_bail("could not prepare the truncated snapshot");
 	snprintf(path, sizeof(path), "%s/memory", dir);
