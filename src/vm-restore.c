@@ -27,6 +27,8 @@ struct vm_restore {
 	struct lvm_source *src;
 	enum lvm_backing backing;
 	const char *mode;
+	bool eager;		/* asked for, or gmem without uffd */
+	enum lvm_mode lazy_mode;
 	struct hugetlb_reservation res;
 	bool source_failed;
 };
@@ -47,6 +49,34 @@ static int meta_u64(struct snap_reader *r, const char *key, uint64_t *out, char 
 	if (*end || end == buf) {
 		snprintf(err, errlen, "snapshot state: metadata %s='%s' is not a number", key, buf);
 		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * Lazy in the asked mode where the kernel can; gmem without uffd: eager.
+ * Probed before the VM's memory exists (a probe allocates memory too, and a
+ * hugetlb pool is reserved for the VM alone).
+ */
+static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_opts *o,
+			       char *err, size_t errlen)
+{
+	rs->eager = o->eager;
+	rs->lazy_mode = o->mode_set ? o->mode : LVM_MODE_MISSING;
+	if (rs->eager)
+		return 0;
+	struct lvm_probe pr;
+	lvm_probe(rs->backing, rs->lazy_mode, &pr);
+	if (pr.err && rs->backing == LVM_BACKING_GMEM) {
+		fprintf(stderr, "lazyvm restore: gmem: userfaultfd %s not supported by this kernel "
+			"(%s): restoring eagerly\n", lvm_mode_name(rs->lazy_mode), pr.reason);
+		rs->eager = true;
+		return 0;
+	}
+	if (pr.err) {
+		snprintf(err, errlen, "%s memory in %s mode: %s", lvm_backing_name(rs->backing),
+			 lvm_mode_name(rs->lazy_mode), pr.reason);
+		return pr.err == -EBADMSG ? -EINVAL : pr.err;
 	}
 	return 0;
 }
@@ -78,6 +108,8 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		snprintf(err, errlen, "snapshot state: no VM state section");
 		return -EBADMSG;
 	}
+	if ((ret = restore_choose_mode(rs, o, err, errlen)))
+		return ret;
 	if (rs->backing == LVM_BACKING_HUGETLB && (ret = hugetlb_reserve((long)(mem >> 21), &rs->res))) {
 		snprintf(err, errlen, "hugetlb: cannot reserve %llu 2 MiB pages: %s",
 			 (unsigned long long)(mem >> 21), strerror(-ret));
@@ -163,7 +195,7 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	return ret;
 }
 
-/* Lazy in the asked mode where the kernel can; gmem without uffd: eager. */
+/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which). */
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
@@ -177,22 +209,9 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		snprintf(err, errlen, "snapshot memory source: %s", strerror(-ret));
 		return ret == -EBADMSG ? -EIO : ret;
 	}
-	if (o->eager)
+	if (rs->eager)
 		return restore_eager(rs, err, errlen);
-	enum lvm_mode m = o->mode_set ? o->mode : LVM_MODE_MISSING;
-	struct lvm_probe pr;
-	lvm_probe(rs->backing, m, &pr);
-	if (pr.err && rs->backing == LVM_BACKING_GMEM) {
-		fprintf(stderr, "lazyvm restore: gmem: userfaultfd %s not supported by this kernel "
-			"(%s): restoring eagerly\n", lvm_mode_name(m), pr.reason);
-		return restore_eager(rs, err, errlen);
-	}
-	if (pr.err) {
-		snprintf(err, errlen, "%s memory in %s mode: %s", lvm_backing_name(rs->backing),
-			 lvm_mode_name(m), pr.reason);
-		return pr.err == -EBADMSG ? -EINVAL : pr.err;
-	}
-	return restore_lazy(rs, o, m, err, errlen);
+	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
 }
 
 int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_restore **out,
@@ -219,7 +238,7 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 {
 	int ret = vmm_start(rs->vm);
-	if (ret) {
+	if (ret && ret != -EIO) {	/* -EIO: already stopped; vmm_wait says why */
 		snprintf(err, errlen, "starting vCPUs: %s", strerror(-ret));
 		return ret;
 	}
