@@ -67,6 +67,9 @@ const char *vm_restore_mode(const struct vm_restore *rs);
 /* Run to the end.  -EIO: the VM stopped (err says why); -EBADMSG when a page
  * could not be served from the snapshot. */
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
+/* When the KVM VM and its vCPUs were created (CLOCK_MONOTONIC ns): what
+ * precedes it is snapshot opening, what follows memory setup. */
+uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs);
 /* Engine counters (zero for eager). */
 void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out);
 void vm_restore_close(struct vm_restore *rs);

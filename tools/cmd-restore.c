@@ -91,6 +91,8 @@ int cmd_restore(int argc, char **argv)
 	st.backing = lvm_backing_name(vm_restore_backing(rs));
 	st.mode = vm_restore_mode(rs);
 	vm_restore_stats(rs, &st.engine);
+	vm_stats_add(&st, "vm_create_done_us", "%.1f",
+		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
 	if (vo.stats_json && vm_stats_write(vo.stats_json, &st))
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(errno));
 	vm_restore_close(rs);
