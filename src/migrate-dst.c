@@ -18,6 +18,7 @@
 #include "histogram.h"
 #include "migrate-wire.h"
 #include "migrate.h"
+#include "thread-latency.h"
 
 #define BUF_CAP (MIG_MAX_STATE + 64)
 
@@ -167,6 +168,7 @@ static void *dst_request_reader(void *arg)
 {
 	struct mig_dst *d = arg;
 	uint8_t *buf = malloc(MIG_MAX_DATA + 64);
+	thread_set_latency_critical();	/* answers a blocked vCPU waits for */
 	char why[160];
 	for (;;) {
 		struct mig_msg m;
