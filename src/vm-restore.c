@@ -144,7 +144,7 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 {
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
-	eo.fault_around = o->fault_around ? o->fault_around : 64u << 10;
+	eo.fault_around = o->fault_around ? o->fault_around : 256u << 10;
 	eo.background_fill = !o->no_background;
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;

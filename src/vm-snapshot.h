@@ -45,7 +45,7 @@ struct vm_restore_opts {
 	enum lvm_mode mode;
 	int serial_fd;
 	bool no_background;		/* lazy: no background fill */
-	size_t fault_around;		/* lazy: 0 = 64 KiB */
+	size_t fault_around;		/* lazy: 0 = 256 KiB */
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
