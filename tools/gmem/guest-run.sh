@@ -1,0 +1,25 @@
+#!/bin/sh
+# guest-run.sh BUILD_DIR [TEST...] -- runs inside the test kernel (see tools/check-gmem.sh).
+# Runs each BUILD_DIR/tests/gmem-* program (or the named ones) from /tmp and tags every
+# line it prints with "@@<name>: " so the host can pick the TAP out of the serial console,
+# where kernel messages may interleave.  The host's / is read-only here; /tmp is a tmpfs.
+B=$1; shift
+export LAZYVM="$B/lazyvm" LAZYVM_BUILD="$B"
+cd /tmp || exit 1
+echo "@@@ gmem-runner start $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)" \
+     "kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
+# The probe matrix as this kernel sees it (diagnostics on the host side).
+[ -x "$LAZYVM" ] && "$LAZYVM" probe 2>&1 | sed 's|^|@@@ probe: |'
+if [ $# -eq 0 ]; then
+	set -- "$B"/tests/gmem-*
+fi
+for t in "$@"; do
+	case $t in */*) ;; *) t=$B/tests/$t ;; esac
+	case $t in *.o|*.d) continue ;; esac
+	[ -x "$t" ] || continue
+	n=${t##*/}
+	s=$(date +%s)
+	{ "$t" 2>&1; echo "@@@ rc=$?"; } | sed "s|^|@@$n: |"
+	echo "@@$n: @@@ seconds=$(($(date +%s) - s))"
+done
+echo "@@@ gmem-runner done"
