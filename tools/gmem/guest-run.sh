@@ -8,8 +8,16 @@ export LAZYVM="$B/lazyvm" LAZYVM_BUILD="$B"
 cd /tmp || exit 1
 echo "@@@ gmem-runner start $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)" \
      "kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
-# The probe matrix as this kernel sees it (diagnostics on the host side).
-[ -x "$LAZYVM" ] && "$LAZYVM" probe 2>&1 | sed 's|^|@@@ probe: |'
+# The probe matrix as this kernel sees it (diagnostics on the host side), and
+# its verdict on guest_memfd, which the host checks: this kernel must be lazy.
+if [ -x "$LAZYVM" ]; then
+	"$LAZYVM" probe 2>&1 | sed 's|^|@@@ probe: |'
+	g=$("$LAZYVM" probe --json 2>&1 | sed -n 's/.*"gmem":{//p')
+	for m in MISSING MINOR; do
+		case $g in *"\"$m\":{\"supported\":true"*) v=yes ;; *) v=no ;; esac
+		echo "@@@ gmem-lazy: $m=$v"
+	done
+fi
 if [ $# -eq 0 ]; then
 	set -- "$B"/tests/gmem-*
 fi
