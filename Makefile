@@ -94,8 +94,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_A)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB_A)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
+# The .pc is written again at install time: PREFIX may differ from the build's.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
+	     -e 's|@LIBS_PRIVATE@|$(strip $(LDLIBS))|'
 $(BUILD)/lazyvm.pc: lazyvm.pc.in
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' $< > $@
+	$(Q)$(PC_SED) $< > $@
 
 # Tests find the CLI and build tree through these variables.
 check: all
@@ -128,7 +131,7 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/liblazyvm.so.0
 	ln -sf liblazyvm.so.0 $(DESTDIR)$(PREFIX)/lib/liblazyvm.so
 	install -m 644 include/lazyvm.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/lazyvm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(PC_SED) lazyvm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lazyvm.pc
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 

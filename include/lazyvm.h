@@ -152,6 +152,10 @@ int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode 
 int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t size,
 			  size_t page_size, struct lvm_source *src, uint64_t src_off);
 
+/* Before start: [off, off+len) of src is already in the memory (pre-copied,
+ * pre-filled); never fetch it.  0 or -errno. */
+int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+			    size_t len);
 int lvm_engine_start(struct lvm_engine *e);
 /* Deliver data for a range whose get() returned LVM_SOURCE_PENDING. */
 int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off,

@@ -9,6 +9,10 @@
 
 #include "engine.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22	/* Linux 5.14 */
+#endif
+
 int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out)
 {
 	struct lvm_engine *e = calloc(1, sizeof(*e));
@@ -172,6 +176,10 @@ static int engine_alloc_units(struct lvm_engine *e)
 	void *z = mmap(NULL, e->max_unit, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (z == MAP_FAILED)
 		return -errno;
+	/* Map the shared zero page in now: a hugetlb UFFDIO_COPY whose source is
+	 * not resident falls back to allocating a temporary huge page from the
+	 * pool, and a pool sized for the guest alone has none (SIGBUS). */
+	madvise(z, e->max_unit, MADV_POPULATE_READ);
 	e->zero_buf = z;
 	return 0;
 }
@@ -266,6 +274,21 @@ int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off
 			return ret;
 		i++;
 	}
+	return 0;
+}
+
+int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+			    size_t len)
+{
+	uint64_t p;
+	struct region *r = region_of_source(e, src, off, &p);
+	if (e->started)
+		return -EBUSY;
+	if (!r || (off - r->src_off) % r->psz || len % r->psz ||
+	    len > r->size - (off - r->src_off))
+		return -EINVAL;
+	for (uint64_t i = 0; i < len >> r->pshift; i++)
+		page_cas(e, r, p + i, PG_MISSING, PG_PRESENT);
 	return 0;
 }
 

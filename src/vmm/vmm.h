@@ -49,6 +49,13 @@ struct lvm_mem *vmm_mem(struct vmm *vm);
 int vmm_vm_fd(const struct vmm *vm);
 unsigned vmm_vcpus(const struct vmm *vm);
 
+/* boot-like's dense sequential prefix (bytes): a fixed working set. */
+#define VMM_BOOTLIKE_PREFIX (16ull << 20)
+
+/* The embedded guests, NULL-terminated; is name one of them? */
+extern const char *const vmm_guest_names[];
+bool vmm_guest_exists(const char *name);
+
 /* Fresh boot: write guest image, page tables and parameters; set vCPU regs. */
 int vmm_load_guest(struct vmm *vm, char *err, size_t errlen);
 
@@ -66,6 +73,8 @@ int vmm_resume(struct vmm *vm);
  * handle, vmm_abort) -> -EIO with err set.
  */
 int vmm_wait(struct vmm *vm, char *err, size_t errlen);
+/* vmm_wait for at most timeout_ms: -ETIMEDOUT when the guest is still running. */
+int vmm_wait_timeout(struct vmm *vm, int timeout_ms, char *err, size_t errlen);
 /*
  * Stop the VM because of an error (e.g. the engine could not serve a page):
  * callable from any thread; vCPUs leave KVM_RUN and vmm_wait() returns -EIO

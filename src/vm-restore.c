@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Restoring a VM from a snapshot directory.  Lazy: the fault engine serves
+ * guest memory from the snapshot as the vCPUs touch it (plus a background
+ * fill), so the guest runs before its memory is there; a page the engine
+ * cannot serve stops the VM (vmm_abort), never a zero page.  Eager: all
+ * memory is read (and checksummed) first.  Either way the snapshot's state
+ * is validated and loaded before any guest instruction.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "progress.h"
+#include "snapshot.h"
+#include "vm-snapshot.h"
+#include "vmm/vmm.h"
+
+#define RESTORE_FILL_STEP (2u << 20)
+#define RESTORE_ZERO_STEP (64u << 10)
+
+struct vm_restore {
+	struct snap_reader *r;
+	struct vmm *vm;
+	struct lvm_engine *e;
+	struct lvm_source *src;
+	enum lvm_backing backing;
+	const char *mode;
+	bool eager;		/* asked for, or gmem without uffd */
+	enum lvm_mode lazy_mode;
+	struct hugetlb_reservation res;
+	bool source_failed;
+};
+
+struct vmm *vm_restore_vmm(struct vm_restore *rs) { return rs->vm; }
+enum lvm_backing vm_restore_backing(const struct vm_restore *rs) { return rs->backing; }
+const char *vm_restore_mode(const struct vm_restore *rs) { return rs->mode; }
+
+static int meta_u64(struct snap_reader *r, const char *key, uint64_t *out, char *err,
+		    size_t errlen)
+{
+	char buf[64], *end;
+	if (snapshot_meta_get(r, key, buf, sizeof(buf))) {
+		snprintf(err, errlen, "snapshot state: metadata '%s' missing", key);
+		return -EBADMSG;
+	}
+	*out = strtoull(buf, &end, 10);
+	if (*end || end == buf) {
+		snprintf(err, errlen, "snapshot state: metadata %s='%s' is not a number", key, buf);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * Lazy in the asked mode where the kernel can; gmem without uffd: eager.
+ * Probed before the VM's memory exists (a probe allocates memory too, and a
+ * hugetlb pool is reserved for the VM alone).
+ */
+static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_opts *o,
+			       char *err, size_t errlen)
+{
+	rs->eager = o->eager;
+	rs->lazy_mode = o->mode_set ? o->mode : LVM_MODE_MISSING;
+	if (rs->eager)
+		return 0;
+	struct lvm_probe pr;
+	lvm_probe(rs->backing, rs->lazy_mode, &pr);
+	if (pr.err && rs->backing == LVM_BACKING_GMEM) {
+		fprintf(stderr, "lazyvm restore: gmem: userfaultfd %s not supported by this kernel "
+			"(%s): restoring eagerly\n", lvm_mode_name(rs->lazy_mode), pr.reason);
+		rs->eager = true;
+		return 0;
+	}
+	if (pr.err) {
+		snprintf(err, errlen, "%s memory in %s mode: %s", lvm_backing_name(rs->backing),
+			 lvm_mode_name(rs->lazy_mode), pr.reason);
+		return pr.err == -EBADMSG ? -EINVAL : pr.err;
+	}
+	return 0;
+}
+
+/* The VM the snapshot describes, with its state loaded; memory untouched. */
+static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
+			     size_t errlen)
+{
+	uint64_t mem, vcpus;
+	char backing[32];
+	int ret = meta_u64(rs->r, "mem", &mem, err, errlen);
+	if (!ret)
+		ret = meta_u64(rs->r, "vcpus", &vcpus, err, errlen);
+	if (ret)
+		return ret;
+	if (mem != snapshot_mem_size(rs->r) || !vcpus || vcpus > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "snapshot state: metadata does not match the memory file");
+		return -EBADMSG;
+	}
+	rs->backing = o->backing;
+	if (!o->backing_set && (snapshot_meta_get(rs->r, "backing", backing, sizeof(backing)) ||
+				lvm_backing_parse(backing, &rs->backing))) {
+		snprintf(err, errlen, "snapshot state: bad or missing backing");
+		return -EBADMSG;
+	}
+	const void *blob;
+	size_t len;
+	if (snapshot_section(rs->r, SNAP_SEC_VM_STATE, &blob, &len)) {
+		snprintf(err, errlen, "snapshot state: no VM state section");
+		return -EBADMSG;
+	}
+	if ((ret = restore_choose_mode(rs, o, err, errlen)))
+		return ret;
+	if (rs->backing == LVM_BACKING_HUGETLB && (ret = hugetlb_reserve((long)(mem >> 21), &rs->res))) {
+		snprintf(err, errlen, "hugetlb: cannot reserve %llu 2 MiB pages: %s",
+			 (unsigned long long)(mem >> 21), strerror(-ret));
+		return ret == -EBADMSG ? -ENOMEM : ret;
+	}
+	struct vmm_opts vo = { .mem_size = mem, .vcpus = (unsigned)vcpus, .backing = rs->backing,
+			       .serial_fd = o->serial_fd };
+	ret = vmm_create(&vo, &rs->vm, err, errlen);
+	if (ret)
+		return ret == -EBADMSG ? -EINVAL : ret;
+	return vmm_load_state(rs->vm, blob, len, err, errlen);
+}
+
+static void restore_on_error(void *ctx, const char *msg)
+{
+	struct vm_restore *rs = ctx;
+	char line[300];
+	rs->source_failed = true;
+	snprintf(line, sizeof(line), "guest memory could not be served: %s", msg);
+	vmm_abort(rs->vm, line);
+}
+
+static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, enum lvm_mode m,
+			char *err, size_t errlen)
+{
+	struct lvm_engine_opts eo;
+	lvm_engine_opts_init(&eo);
+	eo.fault_around = o->fault_around ? o->fault_around : 64u << 10;
+	eo.background_fill = !o->no_background;
+	eo.spin_us = 20;
+	eo.on_error = restore_on_error;
+	eo.on_error_ctx = rs;
+	int ret = lvm_engine_create(&eo, &rs->e);
+	if (!ret)
+		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	if (ret >= 0)
+		ret = lvm_engine_start(rs->e);
+	if (ret < 0)
+		snprintf(err, errlen, "fault engine (%s, %s): %s", lvm_backing_name(rs->backing),
+			 lvm_mode_name(m), strerror(-ret));
+	rs->mode = m == LVM_MODE_MINOR ? "minor" : "missing";
+	return ret < 0 ? (ret == -EBADMSG ? -EIO : ret) : 0;
+}
+
+static bool restore_is_zero(const uint8_t *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Read every chunk (checksummed) into guest memory before the first instruction. */
+static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
+{
+	struct lvm_mem *mem = vmm_mem(rs->vm);
+	uint64_t size = lvm_mem_size(mem);
+	uint8_t *buf = malloc(RESTORE_FILL_STEP);
+	if (!buf)
+		return -ENOMEM;
+	struct progress p;
+	progress_init(&p, "restore", size);
+	int ret = 0;
+	for (uint64_t off = 0; off < size && !ret; off += RESTORE_FILL_STEP) {
+		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
+		ret = lvm_source_read(rs->src, off, buf, len);
+		if (ret) {
+			snprintf(err, errlen, "memory at 0x%llx (chunk %llu): %s",
+				 (unsigned long long)off,
+				 (unsigned long long)(off / snapshot_chunk_size(rs->r)),
+				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
+			break;
+		}
+		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)	/* memory starts zero */
+			if (!restore_is_zero(buf + i, RESTORE_ZERO_STEP))
+				ret = lvm_mem_write(mem, off + i, buf + i, RESTORE_ZERO_STEP);
+		progress_update(&p, off + len);
+	}
+	progress_done(&p);
+	free(buf);
+	rs->mode = "eager";
+	return ret;
+}
+
+/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which). */
+static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
+			  size_t errlen)
+{
+	int ret = snapshot_memory_source(rs->r, &rs->src);
+	if (!ret && o->wrap_source) {
+		struct lvm_source *inner = rs->src;
+		rs->src = NULL;
+		ret = o->wrap_source(o->wrap_ctx, inner, &rs->src);
+	}
+	if (ret) {
+		snprintf(err, errlen, "snapshot memory source: %s", strerror(-ret));
+		return ret == -EBADMSG ? -EIO : ret;
+	}
+	if (rs->eager)
+		return restore_eager(rs, err, errlen);
+	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
+}
+
+int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_restore **out,
+		    char *err, size_t errlen)
+{
+	struct vm_restore *rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	rs->res.old_nr = -1;
+	rs->mode = "";
+	int ret = snapshot_open(dir, &rs->r, err, errlen);
+	if (!ret)
+		ret = restore_create_vm(rs, o, err, errlen);
+	if (!ret)
+		ret = restore_memory(rs, o, err, errlen);
+	if (ret) {
+		vm_restore_close(rs);
+		return ret;
+	}
+	*out = rs;
+	return 0;
+}
+
+int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
+{
+	int ret = vmm_start(rs->vm);
+	if (ret && ret != -EIO) {	/* -EIO: already stopped; vmm_wait says why */
+		snprintf(err, errlen, "starting vCPUs: %s", strerror(-ret));
+		return ret;
+	}
+	ret = vmm_wait(rs->vm, err, errlen);
+	if (rs->e)
+		lvm_engine_stop(rs->e);
+	return ret && rs->source_failed ? -EBADMSG : ret;
+}
+
+void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (rs->e)
+		lvm_engine_stats(rs->e, out);
+}
+
+void vm_restore_close(struct vm_restore *rs)
+{
+	if (!rs)
+		return;
+	/* The vCPUs first: none may be left waiting on a fault nobody serves. */
+	struct vmm *vm = rs->vm;
+	if (vm) {
+		vmm_abort(vm, "restore closed");
+		vmm_wait(vm, NULL, 0);
+	}
+	lvm_engine_destroy(rs->e);
+	vmm_destroy(vm);
+	lvm_source_destroy(rs->src);
+	snapshot_close(rs->r);
+	hugetlb_release(&rs->res);
+	free(rs);
+}

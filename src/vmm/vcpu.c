@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPUs: one thread each, a plain KVM_RUN loop switching on exit_reason.
+ *
+ * Pausing (vmm_pause) sets run->immediate_exit and sends the thread a signal
+ * with a handler that does nothing: a thread inside KVM_RUN leaves with
+ * EINTR, one about to enter returns at once because of immediate_exit.  A
+ * thread parks only after a KVM_RUN that returned EINTR, i.e. after KVM
+ * completed any pending MMIO, so the state saved afterwards is exact.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/vmm-internal.h"
+
+static void vcpu_on_kick(int sig)
+{
+	(void)sig;	/* only there to interrupt KVM_RUN */
+}
+
+/* A real-time signal nobody else in the process uses. */
+int vmm_kick_signal(void)
+{
+	return SIGRTMIN + 3;
+}
+
+int vcpu_create(struct vmm *vm, unsigned idx, char *err, size_t errlen)
+{
+	struct vcpu *v = &vm->vcpus[idx];
+	v->vm = vm;
+	v->idx = idx;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, idx);
+	if (v->fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VCPU %u: %s", idx, strerror(errno));
+		return -errno;
+	}
+	int sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz < (int)sizeof(struct kvm_run)) {
+		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return -EINVAL;
+	}
+	v->run_size = (size_t)sz;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		snprintf(err, errlen, "mmap kvm_run: %s", strerror(errno));
+		return -errno;
+	}
+	return x86_vcpu_init(v, err, errlen);
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, v->run_size);
+	if (v->fd > 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->run)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (v->has_thread)
+		pthread_kill(v->thread, vmm_kick_signal());
+}
+
+/* After an EINTR: park while a pause is requested.  false: leave the loop. */
+static bool vcpu_park(struct vcpu *v)
+{
+	struct vmm *vm = v->vm;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_req && !vm->stopping) {
+		v->parked = true;
+		vm->nparked++;
+		pthread_cond_broadcast(&vm->cond);
+		while (vm->pause_req && !vm->stopping)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		v->parked = false;
+		vm->nparked--;
+	}
+	bool go_on = !vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return go_on;
+}
+
+static void vcpu_fail(struct vcpu *v, const char *what)
+{
+	char msg[200];
+	struct kvm_regs regs;
+	unsigned long long rip = ioctl(v->fd, KVM_GET_REGS, &regs) ? 0 : regs.rip;
+	snprintf(msg, sizeof(msg), "vCPU %u: %s (rip 0x%llx)", v->idx, what, rip);
+	vmm_abort(v->vm, msg);
+}
+
+/* The guest said it is done: let KVM complete the write, then stop for good. */
+static void vcpu_finish(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	while (ioctl(v->fd, KVM_RUN, 0) == 0)
+		;	/* a pending exit we do not care about any more */
+	v->done = true;
+}
+
+/* One exit handled: 1 go on, 0 leave the loop. */
+static int vcpu_handle_exit(struct vcpu *v)
+{
+	char what[96];
+	switch (v->run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		switch (vmm_handle_mmio(v)) {
+		case 0:
+			return 1;
+		case 1:
+			vcpu_finish(v);
+			return 0;
+		}
+		snprintf(what, sizeof(what), "write to unbacked guest address 0x%llx",
+			 (unsigned long long)v->run->mmio.phys_addr);
+		vcpu_fail(v, what);
+		return 0;
+	case KVM_EXIT_INTR:
+		return vcpu_park(v);
+	case KVM_EXIT_HLT:
+		vcpu_fail(v, "halted without finishing");
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		vcpu_fail(v, "triple fault (KVM_EXIT_SHUTDOWN)");
+		return 0;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "entry failed, reason 0x%llx",
+			 (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+		vcpu_fail(v, what);
+		return 0;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u",
+			 v->run->internal.suberror);
+		vcpu_fail(v, what);
+		return 0;
+	default:
+		snprintf(what, sizeof(what), "unhandled exit reason %u", v->run->exit_reason);
+		vcpu_fail(v, what);
+		return 0;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vmm *vm = v->vm;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, vmm_kick_signal());
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&vm->first_entry_ns, &zero, vmm_now_ns());
+	for (;;) {
+		int ret = ioctl(v->fd, KVM_RUN, 0);
+		if (ret < 0 && (errno == EINTR || errno == EAGAIN)) {
+			if (!vcpu_park(v))
+				break;
+			continue;
+		}
+		if (ret < 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "KVM_RUN: %s", strerror(errno));
+			vcpu_fail(v, what);
+			break;
+		}
+		if (!vcpu_handle_exit(v))
+			break;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->live--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int vcpu_start_thread(struct vcpu *v)
+{
+	/* Start with the kick signal blocked so it only lands in the loop. */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, vmm_kick_signal());
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	int ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ret)
+		v->has_thread = true;
+	return ret;
+}
+
+/* Install the no-op handler once per process (no SA_RESTART: KVM_RUN must
+ * return EINTR). */
+int vcpu_install_kick_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = vcpu_on_kick;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(vmm_kick_signal(), &sa, NULL) ? -errno : 0;
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM: /dev/kvm, one memslot over all guest memory (any lvm_mem backing),
+ * the vCPUs, and the run state shared by the vCPU threads (pause, stop,
+ * wait).  For guest_memfd the memslot is a plain one whose userspace address
+ * is the gmem mmap: a guest_memfd memslot would be resolved inside KVM and
+ * bypass userfaultfd (shared/gmem-kernel/README.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/vmm-internal.h"
+#include "../../guests/layout.h"
+
+uint64_t vmm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)
+{
+	unsigned n = o->vcpus ? o->vcpus : 2;
+	if (n > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "%u vCPUs: at most %d", n, VMM_MAX_VCPUS);
+		return -EINVAL;
+	}
+	if (o->mem_size % (2u << 20) || o->mem_size < 2 * GUEST_SYS_SIZE ||
+	    o->mem_size > (GUEST_MAX_GIB << 30)) {
+		snprintf(err, errlen, "memory size %llu: want a multiple of 2 MiB, 4 MiB .. %llu GiB",
+			 (unsigned long long)o->mem_size, (unsigned long long)GUEST_MAX_GIB);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vmm_open_kvm(struct vmm *vm, char *err, size_t errlen)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		snprintf(err, errlen, "/dev/kvm: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		snprintf(err, errlen, "/dev/kvm: unexpected KVM API version");
+		return -ENOTSUP;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	return x86_vm_init(vm, err, errlen);
+}
+
+static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t errlen)
+{
+	struct lvm_mem_opts mo = { .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
+	int ret = lvm_mem_create(&mo, &vm->mem);
+	if (ret) {
+		snprintf(err, errlen, "%s guest memory (%llu MiB): %s", lvm_backing_name(b),
+			 (unsigned long long)(vm->mem_size >> 20), strerror(-ret));
+		return ret;
+	}
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem_size,
+		.userspace_addr = (uint64_t)(uintptr_t)lvm_mem_addr(vm->mem),
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot)) {
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t errlen)
+{
+	char dummy[8];
+	if (!err)
+		err = dummy, errlen = sizeof(dummy);
+	int ret = vmm_check_opts(o, err, errlen);
+	if (ret)
+		return ret;
+	struct vmm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->kvm_fd = vm->vm_fd = -1;
+	for (unsigned i = 0; i < VMM_MAX_VCPUS; i++)
+		vm->vcpus[i].fd = -1;
+	vm->mem_size = o->mem_size;
+	vm->nvcpus = o->vcpus ? o->vcpus : 2;
+	vm->seed = o->seed;
+	vm->iterations = o->iterations;
+	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	serial_init(&vm->serial, o->serial_fd);
+
+	ret = vcpu_install_kick_handler();
+	if (ret)
+		snprintf(err, errlen, "sigaction: %s", strerror(-ret));
+	if (!ret)
+		ret = vmm_open_kvm(vm, err, errlen);
+	if (!ret)
+		ret = vmm_add_memory(vm, o->backing, err, errlen);
+	for (unsigned i = 0; !ret && i < vm->nvcpus; i++)
+		ret = vcpu_create(vm, i, err, errlen);
+	if (ret) {
+		vmm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void vmm_join(struct vmm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v->has_thread) {
+			pthread_join(v->thread, NULL);
+			v->has_thread = false;
+		}
+	}
+}
+
+void vmm_destroy(struct vmm *vm)
+{
+	if (!vm)
+		return;
+	vmm_abort(vm, "VM destroyed");
+	vmm_join(vm);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	/* After the VM: the memslot no longer points at the memory. */
+	lvm_mem_destroy(vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	serial_destroy(&vm->serial);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+struct lvm_mem *vmm_mem(struct vmm *vm) { return vm->mem; }
+int vmm_vm_fd(const struct vmm *vm) { return vm->vm_fd; }
+unsigned vmm_vcpus(const struct vmm *vm) { return vm->nvcpus; }
+uint64_t vmm_first_entry_ns(const struct vmm *vm) { return atomic_load(&vm->first_entry_ns); }
+const char *vmm_result(const struct vmm *vm) { return vm->serial.result; }
+
+int vmm_start(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	int ret = vm->stopping ? -EIO : 0;
+	for (unsigned i = 0; !ret && i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v->done || v->has_thread)
+			continue;
+		ret = vcpu_start_thread(v);
+		if (!ret)
+			vm->live++;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+int vmm_pause(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	while (vm->nparked < vm->live && !vm->stopping)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	/* A stopping VM: wait for its threads to leave, then it is quiescent too. */
+	while (vm->stopping && vm->live)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vmm_resume(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].run)
+			__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->cond);
+	int ret = vm->stopping ? -EIO : 0;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+void vmm_abort(struct vmm *vm, const char *msg)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->stopping) {
+		vm->stopping = true;
+		snprintf(vm->error, sizeof(vm->error), "%s", msg);
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vmm_wait_timeout(struct vmm *vm, int timeout_ms, char *err, size_t errlen)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+	until.tv_sec += (time_t)(ns / 1000000000ull);
+	until.tv_nsec = (long)(ns % 1000000000ull);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->live) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		} else if (pthread_cond_timedwait(&vm->cond, &vm->lock, &until) == ETIMEDOUT &&
+			   vm->live) {
+			pthread_mutex_unlock(&vm->lock);
+			return -ETIMEDOUT;
+		}
+	}
+	bool failed = vm->stopping;
+	if (failed && err)
+		snprintf(err, errlen, "%s", vm->error);
+	pthread_mutex_unlock(&vm->lock);
+	vmm_join(vm);
+	return failed ? -EIO : 0;
+}
+
+int vmm_wait(struct vmm *vm, char *err, size_t errlen)
+{
+	return vmm_wait_timeout(vm, -1, err, errlen);
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A test-only TCP proxy on 127.0.0.1 that forwards to an upstream port and
+ * can cut every connection it carries: after a given number of bytes have
+ * gone upstream (deterministic points in a stream), or on demand.  A cut
+ * shuts both sockets of every pair down, and the pair's sockets are closed
+ * once both of its pumps are done, so each endpoint sees the link drop (a
+ * socket left open but unread would block the peer's send forever).
+ */
+#ifndef LAZYVM_TESTPROXY_H
+#define LAZYVM_TESTPROXY_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PROXY_MAX_CONN 64
+#define PROXY_MAX_CUTS 8
+
+struct proxy_pair {
+	int c, u;	/* client side, upstream side */
+	int pumps;	/* running pump threads; 0 = slot free */
+};
+
+struct proxy {
+	int lfd, port, upstream_port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct proxy_pair pairs[PROXY_MAX_CONN];
+	_Atomic uint64_t up_bytes;		/* client -> upstream, all connections */
+	uint64_t cut_at[PROXY_MAX_CUTS];	/* cut when up_bytes crosses these */
+	int ncuts, next_cut;
+	_Atomic int cuts_done;
+	_Atomic bool stop;
+};
+
+struct proxy_pipe { struct proxy *p; struct proxy_pair *pair; bool upstream; };
+
+static inline void proxy_cut_all(struct proxy *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < PROXY_MAX_CONN; i++) {
+		if (p->pairs[i].pumps) {
+			shutdown(p->pairs[i].c, SHUT_RDWR);
+			shutdown(p->pairs[i].u, SHUT_RDWR);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	atomic_fetch_add(&p->cuts_done, 1);
+}
+
+static inline bool proxy_cut_due(struct proxy *p, uint64_t n)
+{
+	uint64_t total = atomic_fetch_add(&p->up_bytes, n) + n;
+	pthread_mutex_lock(&p->lock);
+	bool cut = p->next_cut < p->ncuts && total >= p->cut_at[p->next_cut];
+	if (cut)
+		p->next_cut++;
+	pthread_mutex_unlock(&p->lock);
+	return cut;
+}
+
+static inline void *proxy_pump(void *arg)
+{
+	struct proxy_pipe *pp = arg;
+	struct proxy *p = pp->p;
+	struct proxy_pair *pair = pp->pair;
+	int from = pp->upstream ? pair->c : pair->u, to = pp->upstream ? pair->u : pair->c;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(from, buf, sizeof(buf));
+		if (n <= 0 || send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break;
+		if (pp->upstream && proxy_cut_due(p, (uint64_t)n))
+			proxy_cut_all(p);
+	}
+	pthread_mutex_lock(&p->lock);
+	shutdown(pair->c, SHUT_RDWR);
+	shutdown(pair->u, SHUT_RDWR);
+	if (!--pair->pumps) {
+		close(pair->c);
+		close(pair->u);
+		pthread_cond_broadcast(&p->idle);
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(pp);
+	return NULL;
+}
+
+static inline int proxy_connect_upstream(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static inline void proxy_add_pair(struct proxy *p, int c, int u)
+{
+	struct proxy_pair *pair = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < PROXY_MAX_CONN && !pair; i++)
+		if (!p->pairs[i].pumps)
+			pair = &p->pairs[i];
+	if (pair)
+		*pair = (struct proxy_pair){ c, u, 2 };
+	pthread_mutex_unlock(&p->lock);
+	if (!pair) {
+		close(c);
+		close(u);
+		return;
+	}
+	for (int dir = 0; dir < 2; dir++) {
+		struct proxy_pipe *pp = malloc(sizeof(*pp));
+		*pp = (struct proxy_pipe){ p, pair, !dir };
+		pthread_t t;
+		pthread_create(&t, NULL, proxy_pump, pp);
+		pthread_detach(t);
+	}
+}
+
+static inline void *proxy_accept_loop(void *arg)
+{
+	struct proxy *p = arg;
+	while (!atomic_load(&p->stop)) {
+		struct pollfd pfd = { p->lfd, POLLIN, 0 };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		int u = proxy_connect_upstream(p->upstream_port);
+		if (u < 0) {
+			close(c);
+			continue;
+		}
+		proxy_add_pair(p, c, u);
+	}
+	return NULL;
+}
+
+/* Start a proxy to upstream_port; cuts at the given upstream byte counts. */
+static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t *cuts, int ncuts)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	p->upstream_port = upstream_port;
+	for (int i = 0; i < ncuts && i < PROXY_MAX_CUTS; i++)
+		p->cut_at[p->ncuts++] = cuts[i];
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	if (bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(p->lfd, 16) ||
+	    getsockname(p->lfd, (struct sockaddr *)&a, &len))
+		return -1;
+	p->port = ntohs(a.sin_port);
+	return pthread_create(&p->thread, NULL, proxy_accept_loop, p) ? -1 : 0;
+}
+
+/* Stop accepting, cut everything, wait for every pump to finish. */
+static inline void proxy_stop(struct proxy *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	close(p->lfd);
+	proxy_cut_all(p);
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < PROXY_MAX_CONN; i++)
+		while (p->pairs[i].pumps)
+			pthread_cond_wait(&p->idle, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->idle);
+}
+
+#endif

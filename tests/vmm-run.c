@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyvm run: the workload guest on every backing, 2 vCPUs, prints the
+ * RESULT that the C model of the guest's algorithm computes; 1 and 3 vCPUs
+ * print the same (the algorithm makes the result independent of the vCPU
+ * count); bad options are refused.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "lazyvm.h"
+#include "hugetlb.h"
+#include "tap.h"
+#include "vmtest.h"
+
+#define MEM (64ull << 20)
+#define SEED 7
+#define ITERS 300000
+
+static char out[8192], err[8192];
+
+static void run_one(const char *tmp, const char *backing, const char *vcpus, uint64_t want)
+{
+	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
+			       "--iterations", "300000", "--vcpus", vcpus, "--backing", backing,
+			       NULL };
+	int st = vmtest_exec(tmp, args, out, sizeof(out), err, sizeof(err));
+	uint64_t got = 0;
+	bool have = vmtest_result(out, &got);
+	if (!tap_ok(st == 0 && have && got == want, "run %s, %s vCPUs: RESULT %016llx == model %016llx",
+		    backing, vcpus, (unsigned long long)got, (unsigned long long)want))
+		tap_diag("exit %d, stderr: %s", st, err);
+}
+
+int main(void)
+{
+	alarm(300);
+	char tmp[] = "/tmp/lazyvm-vmm-run.XXXXXX";
+	if (!mkdtemp(tmp))
+		tap_bail("mkdtemp");
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		tap_plan(1);
+		tap_skip("vmm-run", "/dev/kvm not usable");
+		return 0;
+	}
+	tap_plan(8);
+	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS);
+	tap_diag("model RESULT %016llx", (unsigned long long)want);
+
+	run_one(tmp, "anon", "2", want);
+	run_one(tmp, "memfd", "2", want);
+	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
+	if (hugetlb_reserve((long)(MEM >> 21), &res))
+		tap_skip("run hugetlb", "cannot reserve %llu huge pages", (unsigned long long)(MEM >> 21));
+	else
+		run_one(tmp, "hugetlb", "2", want);
+	hugetlb_release(&res);
+	run_one(tmp, "gmem", "2", want);
+	run_one(tmp, "anon", "1", want);
+	run_one(tmp, "anon", "3", want);
+
+	const char *bad_mem[] = { "run", "--mem", "3M", NULL };
+	int st = vmtest_exec(tmp, bad_mem, out, sizeof(out), err, sizeof(err));
+	tap_ok(st != 0 && strstr(err, "multiple of 2 MiB"), "--mem 3M refused (exit %d): %s", st, err);
+	const char *bad_guest[] = { "run", "--guest", "nosuch", NULL };
+	st = vmtest_exec(tmp, bad_guest, out, sizeof(out), err, sizeof(err));
+	tap_ok(st == 64 && strstr(err, "unknown guest"), "--guest nosuch refused (exit %d)", st);
+	vmtest_rmtree(tmp);
+	return tap_done();
+}

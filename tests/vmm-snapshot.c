@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run -> snapshot mid-run -> restore, on every backing the kernel supports,
+ * 2 vCPUs: lazy (and MINOR on memfd) and eager restores finish with the
+ * RESULT of the uninterrupted run (computed by the C model of the guest).
+ * A live (uffd-WP) snapshot taken while the guest writes: the run itself
+ * finishes correctly and the snapshot restores to the same RESULT.
+ * Where the snapshot fires does not matter: any instant must give the same
+ * RESULT; the test only needs it to fire before the guest ends.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "lazyvm.h"
+#include "hugetlb.h"
+#include "tap.h"
+#include "vmtest.h"
+
+#define MEM (64ull << 20)
+#define SEED 11
+#define ITERS 3000000
+
+static char out[8192], err[8192];
+static char tmp[] = "/tmp/lazyvm-vmm-snapshot.XXXXXX";
+static uint64_t want;
+
+static bool check_result(int st, const char *what)
+{
+	uint64_t got = 0;
+	bool have = vmtest_result(out, &got);
+	if (!tap_ok(st == 0 && have && got == want, "%s: RESULT %016llx == model %016llx", what,
+		    (unsigned long long)got, (unsigned long long)want)) {
+		tap_diag("exit %d, stderr: %s", st, err);
+		return false;
+	}
+	return true;
+}
+
+static int snapshot_run(const char *backing, const char *dir, bool live)
+{
+	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "11",
+			       "--iterations", "3000000", "--vcpus", "2", "--backing", backing,
+			       "--snapshot", dir, "--snapshot-after-ms", "60",
+			       live ? "--live" : NULL, NULL };
+	return vmtest_exec(tmp, args, out, sizeof(out), err, sizeof(err));
+}
+
+static void restore(const char *dir, const char *backing, const char *extra, const char *what)
+{
+	const char *args[] = { "restore", dir, "--backing", backing, extra, extra ? "minor" : NULL,
+			       NULL };
+	if (extra && strcmp(extra, "--mode"))
+		args[5] = NULL;
+	check_result(vmtest_exec(tmp, args, out, sizeof(out), err, sizeof(err)), what);
+}
+
+static void test_backing(enum lvm_backing b)
+{
+	const char *name = lvm_backing_name(b);
+	char dir[600], what[128];
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
+	int tests = b == LVM_BACKING_MEMFD ? 4 : 3;
+	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve((long)(MEM >> 21), &res)) {
+		for (int i = 0; i < tests; i++)
+			tap_skip(name, "cannot reserve %llu huge pages", (unsigned long long)(MEM >> 21));
+		return;
+	}
+	int st = snapshot_run(name, dir, false);
+	snprintf(what, sizeof(what), "%s: run --snapshot mid-run", name);
+	if (!tap_ok(st == 0 && !strstr(out, "RESULT"), "%s (exit %d)", what, st)) {
+		tap_diag("stderr: %s", err);
+		for (int i = 1; i < tests; i++)
+			tap_skip(name, "no snapshot");
+		hugetlb_release(&res);
+		return;
+	}
+	struct lvm_probe p;
+	lvm_probe(b, LVM_MODE_MISSING, &p);
+	snprintf(what, sizeof(what), "%s: lazy restore%s", name, p.err ? " (eager fallback: no uffd)" : "");
+	restore(dir, name, NULL, what);
+	snprintf(what, sizeof(what), "%s: eager restore", name);
+	restore(dir, name, "--eager", what);
+	if (b == LVM_BACKING_MEMFD) {
+		lvm_probe(b, LVM_MODE_MINOR, &p);
+		if (p.err)
+			tap_skip("memfd minor restore", "probe: %s", p.reason);
+		else
+			restore(dir, name, "--mode", "memfd: lazy restore, MINOR mode");
+	}
+	hugetlb_release(&res);
+}
+
+static void test_live(void)
+{
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/live", tmp);
+	struct lvm_probe p;
+	lvm_probe(LVM_BACKING_ANON, LVM_MODE_WP, &p);
+	if (p.err) {
+		tap_skip("live snapshot", "uffd-WP: %s", p.reason);
+		tap_skip("live snapshot restore", "uffd-WP: %s", p.reason);
+		return;
+	}
+	int st = snapshot_run("anon", dir, true);
+	if (!check_result(st, "live snapshot: the guest kept running and finished")) {
+		tap_skip("live snapshot restore", "no snapshot");
+		return;
+	}
+	restore(dir, "anon", NULL, "live snapshot: lazy restore gives the uninterrupted RESULT");
+}
+
+int main(void)
+{
+	alarm(600);
+	if (!mkdtemp(tmp))
+		tap_bail("mkdtemp");
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		tap_plan(1);
+		tap_skip("vmm-snapshot", "/dev/kvm not usable");
+		return 0;
+	}
+	tap_plan(3 + 4 + 3 + 3 + 2);
+	want = vmtest_model_workload(MEM, SEED, ITERS);
+	tap_diag("model RESULT %016llx", (unsigned long long)want);
+	for (enum lvm_backing b = 0; b < LVM_BACKING__COUNT; b++)
+		test_backing(b);
+	test_live();
+	vmtest_rmtree(tmp);
+	return tap_done();
+}

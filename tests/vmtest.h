@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for the tests that drive VMs through the lazyvm CLI: run it with
+ * its output captured, pick out the guest's RESULT line, and compute the
+ * RESULT a guest must print with the guests' own algorithm (a C model).
+ */
+#ifndef LAZYVM_VMTEST_H
+#define LAZYVM_VMTEST_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../guests/layout.h"
+#include "../guests/workload-algo.h"
+
+static inline const char *vmtest_cli(void)
+{
+	const char *p = getenv("LAZYVM");
+	return p ? p : "build/lazyvm";
+}
+
+static inline void vmtest_slurp(const char *path, char *buf, size_t len)
+{
+	buf[0] = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = 0;
+	fclose(f);
+}
+
+/*
+ * Run `lazyvm args...` (NULL-terminated) with stdout and stderr captured in
+ * tmpdir; returns the exit status (128+signal when killed), -1 if it could
+ * not run.
+ */
+static inline int vmtest_exec(const char *tmpdir, const char *const *args, char *out,
+			      size_t outlen, char *err, size_t errlen)
+{
+	char opath[512], epath[512];
+	snprintf(opath, sizeof(opath), "%s/stdout", tmpdir);
+	snprintf(epath, sizeof(epath), "%s/stderr", tmpdir);
+	const char *argv[32];
+	int n = 0;
+	argv[n++] = vmtest_cli();
+	for (; args[n - 1] && n < 31; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	vmtest_slurp(opath, out, outlen);
+	vmtest_slurp(epath, err, errlen);
+	unlink(opath);
+	unlink(epath);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The value of the last "RESULT <hex>" line in out; false if none. */
+static inline bool vmtest_result(const char *out, uint64_t *v)
+{
+	const char *p = out, *last = NULL;
+	while ((p = strstr(p, "RESULT ")))
+		last = p++;
+	if (!last)
+		return false;
+	char *end;
+	*v = strtoull(last + 7, &end, 16);
+	return end == last + 7 + 16;
+}
+
+/* What `workload` prints for these parameters (any vCPU count). */
+static inline uint64_t vmtest_model_workload(uint64_t mem, uint64_t seed, uint64_t iterations)
+{
+	uint64_t npages = (mem - GUEST_SYS_SIZE) / 4096;
+	uint64_t *data = calloc(npages, 4096);
+	if (!data)
+		return 0;
+	wl_random(data, npages, seed, iterations, 0, 1);
+	uint64_t h = wl_hash_all(data, npages);
+	free(data);
+	return h;
+}
+
+/* Remove tmpdir and what the tests left in it (snapshot directories). */
+static inline void vmtest_rmtree(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "# could not remove %s\n", dir);
+}
+
+#endif

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyvm fc-serve: a Firecracker-compatible UFFD page server (DESIGN.md §5).
+ * Option parsing, the memory file (flat raw image or lazyvm snapshot memory,
+ * told apart by its header), signals; the protocol is in src/fc*.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fc.h"
+#include "snapshot.h"
+
+static const char usage_text[] =
+	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"
+	"                       [--allow-uid UID]... [--prefault all|none]\n"
+	"                       [--stats-json FILE] [--threads N] [--ready-fd FD]\n";
+
+static struct fc_server *volatile signal_server;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (signal_server)
+		fc_server_stop(signal_server);
+}
+
+static void log_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "lazyvm fc-serve: %s\n", line);
+}
+
+struct fc_cli {
+	struct fc_server_opts o;
+	const char *mem_file, *stats_json;
+	uid_t uids[FC_MAX_MAPPINGS];
+	int ready_fd;
+};
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct fc_cli *c)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "mem-file", required_argument, NULL, 'm' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "allow-uid", required_argument, NULL, 'u' },
+		{ "prefault", required_argument, NULL, 'p' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': c->o.socket_path = optarg; break;
+		case 'm': c->mem_file = optarg; break;
+		case 'o': c->o.once = true; break;
+		case 'j': c->stats_json = optarg; break;
+		case 'u':
+			if (c->o.nallow_uids == FC_MAX_MAPPINGS || parse_uint(optarg, 0xfffffffeul, &v))
+				return cli_fail(EXIT_USAGE, "fc-serve", "bad --allow-uid '%s'", optarg);
+			c->uids[c->o.nallow_uids++] = (uid_t)v;
+			break;
+		case 'p':
+			if (strcmp(optarg, "all") && strcmp(optarg, "none"))
+				return cli_fail(EXIT_USAGE, "fc-serve", "--prefault all|none, not '%s'",
+						optarg);
+			c->o.prefault = !strcmp(optarg, "all");
+			break;
+		case 't':
+			if (parse_uint(optarg, 64, &v))
+				return cli_fail(EXIT_USAGE, "fc-serve", "bad --threads '%s' (0..64)", optarg);
+			c->o.threads = (unsigned)v;
+			break;
+		case 'r':
+			if (parse_uint(optarg, 1u << 20, &v))
+				return cli_fail(EXIT_USAGE, "fc-serve", "bad --ready-fd '%s'", optarg);
+			c->ready_fd = (int)v;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return -1;
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !c->o.socket_path || !c->mem_file) {
+		fputs(usage_text, stderr);
+		return cli_fail(EXIT_USAGE, "fc-serve", "--socket and --mem-file are required");
+	}
+	c->o.allow_uids = c->uids;
+	return 0;
+}
+
+/* Flat raw image (Firecracker's) or lazyvm snapshot memory, by its header. */
+static int open_mem_file(const char *path, struct lvm_source **src)
+{
+	char err[256];
+	if (snapshot_is_memory_file(path)) {
+		int ret = snapshot_memory_file_source(path, src, err, sizeof(err));
+		return ret ? cli_fail(EXIT_BADDATA, "fc-serve", "%s", err) : 0;
+	}
+	int ret = lvm_source_file_open(path, 0, src);
+	if (ret)
+		return cli_fail(ret == -ENOENT ? 1 : EXIT_BADDATA, "fc-serve",
+				"--mem-file %s: %s", path, ret == -EINVAL ?
+				"not a regular file" : strerror(-ret));
+	if (!lvm_source_size(*src)) {
+		lvm_source_destroy(*src);
+		return cli_fail(EXIT_BADDATA, "fc-serve", "--mem-file %s is empty", path);
+	}
+	return 0;
+}
+
+static void install_signals(struct fc_server *s)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	signal_server = s;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void signal_ready(int fd)
+{
+	if (fd <= 0)
+		return;
+	if (write(fd, "ready\n", 6) != 6) {
+		/* the waiter went away; serving goes on */
+	}
+	close(fd);
+}
+
+int cmd_fc_serve(int argc, char **argv)
+{
+	struct fc_cli c = { .ready_fd = -1 };
+	c.o.log = log_line;
+	int ret = parse_args(argc, argv, &c);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	ret = open_mem_file(c.mem_file, &c.o.src);
+	if (ret)
+		return ret;
+
+	struct fc_server *s;
+	char err[256];
+	ret = fc_server_open(&c.o, &s, err, sizeof(err));
+	if (ret) {
+		lvm_source_destroy(c.o.src);
+		return cli_fail(1, "fc-serve", "%s", err);
+	}
+	install_signals(s);
+	fprintf(stderr, "lazyvm fc-serve: listening on %s, memory file %s (%llu MiB)%s\n",
+		c.o.socket_path, c.mem_file,
+		(unsigned long long)(lvm_source_size(c.o.src) >> 20), c.o.once ? ", once" : "");
+	signal_ready(c.ready_fd);
+
+	ret = fc_server_run(s);
+	int status = ret ? cli_fail(1, "fc-serve", "%s", strerror(-ret)) : 0;
+	if (c.stats_json) {
+		int sret = fc_server_write_stats(s, c.stats_json);
+		if (sret)
+			status = cli_fail(1, "fc-serve", "--stats-json %s: %s", c.stats_json,
+					  strerror(-sret));
+	}
+	signal_server = NULL;
+	fc_server_close(s);
+	lvm_source_destroy(c.o.src);
+	return status;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyvm restore DIR: resume a snapshot lazily (memory served on demand by
+ * the fault engine, background fill on) or --eager (all memory read and
+ * checked first), run it to completion.  Exit 2 when the snapshot is
+ * missing, corrupt, truncated or of another version — before any guest
+ * instruction — or when a page could not be served while it ran.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vm-common.h"
+#include "vm-snapshot.h"
+#include "vmm/vmm.h"
+
+static int restore_usage(FILE *f, int status)
+{
+	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
+		"                      [--no-background] [--stats-json FILE]\n"
+		"  --eager              fill all memory before the first instruction\n"
+		"  --no-background      lazy: serve faults only, no background fill\n"
+		"  --backing, --mode, --stats-json: as for lazyvm run\n");
+	return status;
+}
+
+static int restore_status(int err)
+{
+	switch (err) {
+	case -ENOENT: case -EBADMSG: case -EPROTO: case -ENODATA: case -ENOTSUP:
+		return EXIT_BADDATA;
+	default:
+		return 1;
+	}
+}
+
+static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
+			 struct vm_restore_opts *ro, const char **dir)
+{
+	vm_cli_opts_init(vo);
+	for (int i = 1; i < argc; i++) {
+		int r = vm_cli_parse(vo, "restore", argc, argv, &i);
+		if (r == 1)
+			continue;
+		if (r)
+			return r;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return restore_usage(stdout, 0) - 1;
+		if (!strcmp(argv[i], "--eager"))
+			ro->eager = true;
+		else if (!strcmp(argv[i], "--no-background"))
+			ro->no_background = true;
+		else if (argv[i][0] != '-' && !*dir)
+			*dir = argv[i];
+		else
+			return restore_usage(stderr, EXIT_USAGE);
+	}
+	if (!*dir)
+		return restore_usage(stderr, EXIT_USAGE);
+	ro->backing = vo->backing;
+	ro->backing_set = vo->backing_set;
+	ro->mode = vo->mode;
+	ro->mode_set = vo->mode_set;
+	ro->serial_fd = 1;
+	return 0;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct vm_cli_opts vo;
+	struct vm_restore_opts ro = { 0 };
+	const char *dir = NULL;
+	int ret = restore_parse(argc, argv, &vo, &ro, &dir);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	struct vm_stats st;
+	vm_stats_init(&st);
+	struct vm_restore *rs = NULL;
+	char err[512] = "";
+	int status = 0;
+	ret = vm_restore_open(dir, &ro, &rs, err, sizeof(err));
+	if (ret)
+		return cli_fail(restore_status(ret), "restore", "%s", err);
+	ret = vm_restore_run(rs, err, sizeof(err));
+	if (ret)
+		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
+	st.end_ns = vm_now_ns();
+	st.first_entry_ns = vmm_first_entry_ns(vm_restore_vmm(rs));
+	st.result = vmm_result(vm_restore_vmm(rs));
+	st.backing = lvm_backing_name(vm_restore_backing(rs));
+	st.mode = vm_restore_mode(rs);
+	vm_restore_stats(rs, &st.engine);
+	if (vo.stats_json && vm_stats_write(vo.stats_json, &st))
+		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(errno));
+	vm_restore_close(rs);
+	return status;
+}

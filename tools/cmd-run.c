@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyvm run: boot one of the embedded guests on the chosen backing and run
+ * it to completion (guest serial on stdout), or snapshot it mid-run
+ * (--snapshot DIR --snapshot-after-ms MS, --live for a point-in-time
+ * snapshot taken while the guest keeps running).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "hugetlb.h"
+#include "vm-common.h"
+#include "vm-snapshot.h"
+#include "vmm/vmm.h"
+
+struct run_opts {
+	struct vm_cli_opts vm;
+	const char *snapshot;
+	uint64_t after_ms;
+	bool live;
+};
+
+static int run_usage(FILE *f, int status)
+{
+	fprintf(f, "usage: lazyvm run --guest NAME --mem SIZE [options]\n%s"
+		"  --snapshot DIR       snapshot the guest mid-run into DIR and exit\n"
+		"  --snapshot-after-ms MS  when (default 0: right after start)\n"
+		"  --live               keep the guest running while the snapshot is written\n"
+		"                       (uffd write-protect, point-in-time); it then finishes\n",
+		vm_cli_usage);
+	return status;
+}
+
+static int run_parse(int argc, char **argv, struct run_opts *o)
+{
+	vm_cli_opts_init(&o->vm);
+	for (int i = 1; i < argc; i++) {
+		int r = vm_cli_parse(&o->vm, "run", argc, argv, &i);
+		if (r == 1)
+			continue;
+		if (r)
+			return r;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return run_usage(stdout, 0) - 1;
+		if (!strcmp(argv[i], "--live")) {
+			o->live = true;
+		} else if (!strcmp(argv[i], "--snapshot") && i + 1 < argc) {
+			o->snapshot = argv[++i];
+		} else if (!strcmp(argv[i], "--snapshot-after-ms") && i + 1 < argc) {
+			char *end;
+			o->after_ms = strtoull(argv[++i], &end, 10);
+			if (*end || argv[i][0] == '-')
+				return cli_fail(EXIT_USAGE, "run", "--snapshot-after-ms: bad value '%s'", argv[i]);
+		} else {
+			fprintf(stderr, "lazyvm run: unknown option '%s'\n", argv[i]);
+			return run_usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (o->live && !o->snapshot)
+		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
+	return 0;
+}
+
+/* Run to the end; or until the snapshot point, then snapshot. */
+static int run_guest(struct vmm *vm, const struct run_opts *o, struct vm_stats *st)
+{
+	char err[256] = "";
+	int ret = vmm_start(vm);
+	if (ret)
+		return cli_fail(1, "run", "starting vCPUs: %s", strerror(-ret));
+	if (o->snapshot) {
+		ret = vmm_wait_timeout(vm, (int)o->after_ms, err, sizeof(err));
+		if (ret != -ETIMEDOUT)
+			return ret ? cli_fail(1, "run", "guest stopped: %s", err)
+				   : cli_fail(1, "run", "guest finished before the snapshot point "
+					      "(--snapshot-after-ms %llu): no snapshot written",
+					      (unsigned long long)o->after_ms);
+		struct vm_snapshot_info info = {
+			.guest = o->vm.guest, .seed = o->vm.seed, .iterations = o->vm.iterations,
+		};
+		ret = o->live ? vm_snapshot_live(vm, o->snapshot, &info, err, sizeof(err))
+			      : vm_snapshot_take(vm, o->snapshot, &info, err, sizeof(err));
+		if (ret)
+			return cli_fail(ret == -ENOSPC ? 1 : 1, "run", "snapshot %s: %s", o->snapshot, err);
+		if (!o->live)
+			return 0;
+	}
+	ret = vmm_wait(vm, err, sizeof(err));
+	st->result = vmm_result(vm);
+	return ret ? cli_fail(1, "run", "guest stopped: %s", err) : 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { 0 };
+	int ret = run_parse(argc, argv, &o);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	struct vm_stats st;
+	vm_stats_init(&st);
+	st.backing = lvm_backing_name(o.vm.backing);
+	st.mode = "fresh";
+	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
+	if (o.vm.backing == LVM_BACKING_HUGETLB &&
+	    (ret = hugetlb_reserve((long)(o.vm.mem >> 21), &res)))
+		return cli_fail(1, "run", "hugetlb: cannot reserve %llu 2 MiB pages: %s",
+				(unsigned long long)(o.vm.mem >> 21), strerror(-ret));
+	struct vmm_opts vo = {
+		.guest = o.vm.guest, .mem_size = o.vm.mem, .vcpus = o.vm.vcpus,
+		.backing = o.vm.backing, .seed = o.vm.seed, .iterations = o.vm.iterations,
+		.serial_fd = 1,
+	};
+	struct vmm *vm = NULL;
+	char err[256];
+	ret = vmm_create(&vo, &vm, err, sizeof(err));
+	if (ret)
+		ret = cli_fail(1, "run", "%s", err);
+	else if ((ret = vmm_load_guest(vm, err, sizeof(err))))
+		ret = cli_fail(1, "run", "%s", err);
+	else
+		ret = run_guest(vm, &o, &st);
+	if (vm)
+		st.first_entry_ns = vmm_first_entry_ns(vm);
+	st.end_ns = vm_now_ns();
+	if (o.vm.stats_json && vm_stats_write(o.vm.stats_json, &st))
+		ret = cli_fail(1, "run", "%s: %s", o.vm.stats_json, strerror(errno));
+	vmm_destroy(vm);
+	hugetlb_release(&res);
+	return ret;
+}
