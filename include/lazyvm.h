@@ -54,14 +54,6 @@ struct lvm_probe {
 
 /* Really try: create the backing, register it with uffd in that mode. */
 int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out);
-/*
- * The mode to serve backing b lazily in on this kernel, by probing: MINOR for
- * page-cache backings (memfd, hugetlb, gmem) where it registers, else
- * MISSING.  0 and *mode set; or -EOPNOTSUPP when neither registers (e.g.
- * guest_memfd on a kernel without userfaultfd for it: fill eagerly), with
- * the probe's reason in *why (may be NULL).
- */
-int lvm_probe_lazy_mode(enum lvm_backing b, enum lvm_mode *mode, struct lvm_probe *why);
 
 /* ---- guest memory ------------------------------------------------------ */
 

@@ -83,28 +83,3 @@ int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out)
 	hugetlb_release(&res);
 	return 0;
 }
-
-int lvm_probe_lazy_mode(enum lvm_backing b, enum lvm_mode *mode, struct lvm_probe *why)
-{
-	/* MINOR first where there is a page cache to fill (DESIGN.md §1). */
-	static const enum lvm_mode anon[] = { LVM_MODE_MISSING };
-	static const enum lvm_mode cached[] = { LVM_MODE_MINOR, LVM_MODE_MISSING };
-	const enum lvm_mode *order = b == LVM_BACKING_ANON ? anon : cached;
-	size_t n = b == LVM_BACKING_ANON ? 1 : 2;
-	struct lvm_probe p, first = { 0 };
-
-	for (size_t i = 0; i < n; i++) {
-		int ret = lvm_probe(b, order[i], &p);
-		if (ret)
-			return ret;
-		if (!p.err) {
-			*mode = order[i];
-			return 0;
-		}
-		if (!i)
-			first = p;
-	}
-	if (why)
-		*why = first;
-	return -EOPNOTSUPP;
-}
