@@ -28,6 +28,7 @@ struct mig_dst {
 	_Atomic bool link_up;
 	struct mig_limits lim;
 	uint64_t session, nunits;
+	unsigned vcpus;
 	_Atomic int phase;		/* enum mig_phase; read by the request reader */
 	struct lvm_mem *mem;
 	struct lvm_source *src;
@@ -226,6 +227,7 @@ static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, 
 		d->session = h.session;
 		d->lim.mem_size = h.mem_size;
 		d->lim.unit = h.unit;
+		d->vcpus = h.vcpus;
 	}
 	return fd;
 }
@@ -403,6 +405,8 @@ static int dst_serve_memory(struct mig_dst *d)
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = d->o.handler_threads;
+	eo.on_error = d->o.on_error;
+	eo.on_error_ctx = d->o.on_error_ctx;
 	ret = lvm_engine_create(&eo, &d->e);
 	if (ret)
 		return ret;
@@ -424,7 +428,7 @@ static int dst_serve_memory(struct mig_dst *d)
 static int dst_setup_memory(struct mig_dst *d, const struct mig_dst_vm *vm)
 {
 	d->nunits = d->lim.mem_size / d->lim.unit;
-	int ret = vm->create_memory(vm->ctx, d->lim.mem_size, &d->mem);
+	int ret = vm->create(vm->ctx, d->lim.mem_size, d->vcpus, &d->mem);
 	if (ret)
 		return dst_fail(d, ret, "creating %llu bytes of guest memory: %s",
 				(unsigned long long)d->lim.mem_size, strerror(-ret));
@@ -680,6 +684,8 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 		ret = dst_postcopy(d);
 	}
 	free(state);
+	if (ret && started && d->e)	/* the VM runs: never leave a vCPU waiting forever */
+		lvm_engine_fail(d->e, d->src, 0, d->lim.mem_size, ret);
 	dst_fill_stats(d, stats, t0, started);
 	if (ret && d->main_fd >= 0 && err && err[0])
 		mig_send(d->main_fd, MIG_ERROR, err, strlen(err), NULL, 0);

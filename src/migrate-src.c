@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "histogram.h"
 #include "migrate-wire.h"
 #include "migrate.h"
+#include "progress.h"
 #include "wp.h"
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
@@ -36,7 +38,10 @@ struct mig_src {
 	bool req_running;
 	_Atomic bool req_broken;
 	uint8_t *buf;
-	uint64_t t0, stop_realtime_ns, started_realtime_ns, last_progress;
+	uint64_t t0, stop_realtime_ns, started_realtime_ns;
+	_Atomic uint64_t nsent;		/* units with sent[] set */
+	struct progress bar;		/* units the destination has (or gets) */
+	struct histogram req_lat;	/* request received -> answer sent */
 	struct mig_stats st;
 	_Atomic uint64_t n_req;
 	char *err;
@@ -61,25 +66,15 @@ static int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
 	return ret;
 }
 
-static void src_progress(struct mig_src *s, const char *phase, bool final)
+/* A new bar per phase; it counts units the destination has or is getting. */
+static void src_progress_phase(struct mig_src *s, const char *label)
 {
-	if (!s->o->progress)
-		return;
-	uint64_t now = now_ns(CLOCK_MONOTONIC);
-	if (!final && now - s->last_progress < 200000000ull)
-		return;
-	s->last_progress = now;
-	uint64_t have = 0;
-	for (uint64_t u = 0; u < s->nunits; u++)
-		have += atomic_load(&s->sent[u]);
-	double secs = (double)(now - s->t0) / 1e9;
-	uint64_t moved = s->st.pages_precopy + s->st.pages_postcopy_push + atomic_load(&s->n_req);
-	fprintf(stderr, "\rmigrate [%-9s] %3llu%%  %llu/%llu pages  %.0f MiB/s  %.1f s ",
-		phase, (unsigned long long)(have * 100 / s->nunits), (unsigned long long)have,
-		(unsigned long long)s->nunits,
-		secs > 0 ? (double)moved * s->lim.unit / secs / 1048576.0 : 0.0, secs);
-	if (final)
+	if (s->bar.drawn)
 		fputc('\n', stderr);
+	progress_init(&s->bar, label, s->lim.mem_size);
+	if (!s->o->progress)
+		progress_set_enabled(&s->bar, false);
+	progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
 }
 
 static bool unit_is_zero(const uint8_t *p, size_t len)
@@ -106,7 +101,9 @@ static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
 		if (ret)
 			return ret;
 		for (uint64_t i = 0; i < k; i++)
-			atomic_store(&s->sent[u + i], 1);
+			if (!atomic_exchange(&s->sent[u + i], 1))
+				atomic_fetch_add(&s->nsent, 1);
+		progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
 		u += k;
 		n -= k;
 	}
@@ -125,11 +122,13 @@ static void *src_request_server(void *arg)
 		if (mig_recv(s->req_fd, &m, buf, sizeof(buf), &s->lim, -1, why, sizeof(why)) ||
 		    m.type != MIG_REQUEST)
 			break;
+		uint64_t t = now_ns(CLOCK_MONOTONIC);
 		struct mig_pages r;
 		memcpy(&r, m.payload, sizeof(r));
 		mig_pages_from_wire(&r);
 		if (src_send_units(s, s->req_fd, r.offset / s->lim.unit, r.count))
 			break;
+		histogram_record(&s->req_lat, now_ns(CLOCK_MONOTONIC) - t);
 		atomic_fetch_add(&s->n_req, r.count);
 	}
 	/* The link is broken, whichever channel noticed: kick the main thread
@@ -167,7 +166,8 @@ static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
 		return fd;
 	}
 	struct mig_hello h = { s->session, channel, resume ? MIG_HELLO_RESUME : 0,
-			       lvm_mem_size(s->mem), (uint32_t)lvm_mem_page_size(s->mem), 0 };
+			       lvm_mem_size(s->mem), (uint32_t)lvm_mem_page_size(s->mem),
+			       s->o->vcpus };
 	mig_hello_to_wire(&h);
 	uint8_t buf[4160];
 	struct mig_msg m;
@@ -291,7 +291,6 @@ static int src_precopy(struct mig_src *s)
 			if ((ret = src_send_units(s, s->main_fd, u, n)))
 				return src_fail(s, ret, "pre-copy round %u: %s", round, strerror(-ret));
 			s->st.pages_precopy += n;
-			src_progress(s, "pre-copy", false);
 		}
 		if ((ret = src_end_round(s)))
 			return src_fail(s, ret, "pre-copy round %u: %s", round, s->why);
@@ -315,6 +314,7 @@ static int src_send_discard(struct mig_src *s)
 		if (atomic_load(&s->dirty[u / upc]) && atomic_load(&s->sent[u])) {
 			bm[u / 8] |= (uint8_t)(1u << (u % 8));
 			atomic_store(&s->sent[u], 0);
+			atomic_fetch_sub(&s->nsent, 1);
 		}
 	}
 	int ret = mig_send(s->main_fd, MIG_DISCARD, bm, bytes, NULL, 0);
@@ -390,7 +390,6 @@ static int src_push(struct mig_src *s, bool *done)
 			return ret;
 		s->st.pages_postcopy_push += n;
 		u += n;
-		src_progress(s, "post-copy", false);
 		if ((ret = src_poll_main(s, 0, done)))
 			return ret;
 	}
@@ -434,8 +433,13 @@ static int src_recover(struct mig_src *s, uint64_t deadline, bool *go_needed)
 				return src_fail(s, -EPROTO, "resuming: %s",
 						ret ? why : mig_type_name(m.type));
 			if (!ret) {
-				for (uint64_t u = 0; u < s->nunits; u++)
-					atomic_store(&s->sent[u], (m.payload[u / 8] >> (u % 8)) & 1);
+				uint64_t have = 0;
+				for (uint64_t u = 0; u < s->nunits; u++) {
+					uint8_t bit = (m.payload[u / 8] >> (u % 8)) & 1;
+					atomic_store(&s->sent[u], bit);
+					have += bit;
+				}
+				atomic_store(&s->nsent, have);
 				*go_needed = ack.phase == MIG_PHASE_READY;
 				if (!src_start_request_server(s, true, why, sizeof(why))) {
 					s->st.reconnects++;
@@ -494,6 +498,7 @@ static void src_fill_stats(struct mig_src *s, struct mig_stats *out)
 {
 	s->st.total_ms = (now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
 	s->st.pages_postcopy_request = atomic_load(&s->n_req);
+	histogram_summary(&s->req_lat, &s->st.remote_fault);
 	if (s->started_realtime_ns > s->stop_realtime_ns && s->stop_realtime_ns)
 		s->st.downtime_ms = (s->started_realtime_ns - s->stop_realtime_ns) / 1000000;
 	*out = s->st;
@@ -510,6 +515,7 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	s.lim.mem_size = lvm_mem_size(mem);
 	s.session = now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 	s.buf = malloc(64 + MIG_MAX_DATA);
+	src_progress_phase(&s, "migrate: pre-copy");
 	bool paused = false, gone = false;
 	int ret = s.buf ? src_connect(&s) : -ENOMEM;
 	if (!ret)
@@ -533,9 +539,13 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		ret = src_wait_ready(&s);
 	if (!ret) {
 		gone = true;	/* GO: the VM belongs to the destination now */
+		src_progress_phase(&s, "migrate: post-copy");
 		ret = src_postcopy(&s);
 	}
-	src_progress(&s, ret ? "failed" : "done", true);
+	if (!ret)
+		progress_done(&s.bar);
+	else if (s.bar.drawn)
+		fputc('\n', stderr);
 	if (s.wp)
 		wp_tracker_stop(s.wp);
 	if (!gone) {

@@ -104,6 +104,9 @@ int mig_check_payload(uint16_t type, const uint8_t *p, uint32_t len,
 		    h.unit < 4096 || h.unit > (2u << 20) || h.mem_size % h.unit)
 			return why_fail(why, whylen, "HELLO: bad memory size %llu / unit %llu",
 					h.mem_size, h.unit);
+		if (h.vcpus > MIG_MAX_VCPUS)
+			return why_fail(why, whylen, "HELLO: %llu vCPUs (limit %llu)", h.vcpus,
+					MIG_MAX_VCPUS);
 		return 0;
 	}
 	case MIG_REQUEST:
@@ -232,6 +235,7 @@ void mig_hello_to_wire(struct mig_hello *h)
 	h->flags = htole32(h->flags);
 	h->mem_size = htole64(h->mem_size);
 	h->unit = htole32(h->unit);
+	h->vcpus = htole32(h->vcpus);
 }
 
 void mig_hello_from_wire(struct mig_hello *h)

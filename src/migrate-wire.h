@@ -18,6 +18,7 @@
 #define MIG_MAX_DATA	(4u << 20)	/* page data in one PAGES message */
 #define MIG_MAX_STATE	(4u << 20)	/* VM state blob */
 #define MIG_MAX_MEM	(1ull << 40)	/* 1 TiB of guest memory */
+#define MIG_MAX_VCPUS	1024
 
 enum mig_type {
 	MIG_HELLO = 1,	/* src -> dst, opens a channel */
@@ -64,7 +65,7 @@ struct mig_hello {
 	uint32_t flags;
 	uint64_t mem_size;
 	uint32_t unit;		/* the source's page size */
-	uint32_t reserved;
+	uint32_t vcpus;		/* the VM's vCPU count (0: memory only) */
 };
 
 struct mig_hello_ack {

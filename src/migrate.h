@@ -27,8 +27,10 @@
 struct mig_stats {
 	uint64_t total_ms, downtime_ms;
 	uint64_t precopy_rounds, pages_precopy, pages_postcopy_push, pages_postcopy_request;
-	uint64_t blocktime_ms, reconnects;
-	struct lvm_latency remote_fault;	/* destination: request -> page installed */
+	uint64_t blocktime_ms, reconnects;	/* blocktime: destination only */
+	/* destination: fault's request -> page installed (what a vCPU waits);
+	 * source: request received -> answer sent (its share of that) */
+	struct lvm_latency remote_fault;
 	uint64_t first_vcpu_entry_realtime_ns;	/* destination */
 };
 
@@ -48,7 +50,8 @@ struct mig_src_opts {
 	const char *addr;		/* destination host:port */
 	unsigned precopy_rounds;
 	unsigned recover_timeout_s;	/* give up reconnecting after this; 0 = 60 */
-	bool progress;			/* progress line on stderr (a terminal) */
+	unsigned vcpus;			/* told to the destination (0: memory only) */
+	bool progress;			/* progress bar on stderr (when a terminal) */
 };
 
 /*
@@ -64,8 +67,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 
 struct mig_dst_vm {
 	void *ctx;
-	/* Create guest memory of size bytes (the VM too, if it needs the fd). */
-	int (*create_memory)(void *ctx, uint64_t size, struct lvm_mem **mem);
+	/* Create the VM with guest memory of size bytes, untouched. */
+	int (*create)(void *ctx, uint64_t size, unsigned vcpus, struct lvm_mem **mem);
 	/* Load the state; memory is served by the engine already; do not run. */
 	int (*load_state)(void *ctx, const void *blob, size_t len);
 	/* Start the vCPUs. */
@@ -77,6 +80,10 @@ struct mig_dst_opts {
 	unsigned handler_threads;	/* engine threads; 0 = one per CPU */
 	int accept_timeout_ms;		/* first connection; -1 = wait forever */
 	unsigned recover_timeout_s;	/* wait this long for the source after a cut */
+	/* The engine's error callback: a page that cannot be had (the source is
+	 * gone for good) is poisoned and reported here; a VMM stops the VM. */
+	void (*on_error)(void *ctx, const char *msg);
+	void *on_error_ctx;
 };
 
 struct mig_dst;

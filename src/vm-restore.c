@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "progress.h"
 #include "snapshot.h"
@@ -31,7 +32,10 @@ struct vm_restore {
 	enum lvm_mode lazy_mode;
 	struct hugetlb_reservation res;
 	bool source_failed;
+	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
 };
+
+uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
 
 struct vmm *vm_restore_vmm(struct vm_restore *rs) { return rs->vm; }
 enum lvm_backing vm_restore_backing(const struct vm_restore *rs) { return rs->backing; }
@@ -120,6 +124,9 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 	ret = vmm_create(&vo, &rs->vm, err, errlen);
 	if (ret)
 		return ret == -EBADMSG ? -EINVAL : ret;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	rs->vm_created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	return vmm_load_state(rs->vm, blob, len, err, errlen);
 }
 
@@ -137,7 +144,7 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 {
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
-	eo.fault_around = o->fault_around ? o->fault_around : 64u << 10;
+	eo.fault_around = o->fault_around ? o->fault_around : 256u << 10;
 	eo.background_fill = !o->no_background;
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
@@ -245,6 +252,13 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 	ret = vmm_wait(rs->vm, err, errlen);
 	if (rs->e)
 		lvm_engine_stop(rs->e);
+	/* The engine poisons a page before it reports it, so a vCPU may stop
+	 * first (SIGBUS, or a fault on an unreadable page table): the engine's
+	 * error, complete once it stopped, is the cause worth printing. */
+	if (ret && rs->e && *lvm_engine_error(rs->e)) {
+		snprintf(err, errlen, "guest memory could not be served: %s", lvm_engine_error(rs->e));
+		return -EBADMSG;
+	}
 	return ret && rs->source_failed ? -EBADMSG : ret;
 }
 

@@ -45,7 +45,7 @@ struct vm_restore_opts {
 	enum lvm_mode mode;
 	int serial_fd;
 	bool no_background;		/* lazy: no background fill */
-	size_t fault_around;		/* lazy: 0 = 64 KiB */
+	size_t fault_around;		/* lazy: 0 = 256 KiB */
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
@@ -67,6 +67,9 @@ const char *vm_restore_mode(const struct vm_restore *rs);
 /* Run to the end.  -EIO: the VM stopped (err says why); -EBADMSG when a page
  * could not be served from the snapshot. */
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
+/* When the KVM VM and its vCPUs were created (CLOCK_MONOTONIC ns): what
+ * precedes it is snapshot opening, what follows memory setup. */
+uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs);
 /* Engine counters (zero for eager). */
 void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out);
 void vm_restore_close(struct vm_restore *rs);

@@ -35,7 +35,7 @@ struct vm {
 	struct lvm_mem *src_mem;	/* the truth, frozen after pause */
 	pthread_t reader;
 	bool reader_started;
-	_Atomic int read_bad, state_ok;
+	_Atomic int read_bad, state_ok, vcpus_ok;
 };
 
 static void *writer_thread(void *arg)
@@ -75,9 +75,10 @@ static int src_save(void *ctx, void **blob, size_t *len)
 	return *blob ? 0 : -ENOMEM;
 }
 
-static int dst_create(void *ctx, uint64_t size, struct lvm_mem **mem)
+static int dst_create(void *ctx, uint64_t size, unsigned vcpus, struct lvm_mem **mem)
 {
 	struct vm *v = ctx;
+	atomic_store(&v->vcpus_ok, vcpus == 2);
 	struct lvm_mem_opts o = { .backing = v->backing, .size = size, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&o, mem);
 	v->mem = *mem;
@@ -157,7 +158,8 @@ static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_
 
 	char addr[64], err[256];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ncuts ? px.port : port);
-	struct mig_src_opts so = { .addr = addr, .precopy_rounds = rounds, .recover_timeout_s = 30 };
+	struct mig_src_opts so = { .addr = addr, .precopy_rounds = rounds, .recover_timeout_s = 30,
+				   .vcpus = 2 };
 	struct mig_src_vm sv = { &res->src, src_pause, src_resume, src_save };
 	res->src_ret = mig_src_run(&so, res->src.mem, &sv, &res->s, err, sizeof(err));
 	if (res->src_ret)
@@ -203,7 +205,7 @@ static bool complete(const struct result *r)
 		tap_diag("equal %d, bad reads %d, state ok %d", r->equal,
 			 atomic_load(&r->dst.read_bad), atomic_load(&r->dst.state_ok));
 	return !r->src_ret && !r->dst_ret && r->equal && !atomic_load(&r->dst.read_bad) &&
-	       atomic_load(&r->dst.state_ok) &&
+	       atomic_load(&r->dst.state_ok) && atomic_load(&r->dst.vcpus_ok) &&
 	       r->d.pages_precopy + r->d.pages_postcopy_push + r->d.pages_postcopy_request ==
 		       MEM / PAGE;
 }

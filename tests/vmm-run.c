@@ -34,16 +34,9 @@ static void run_one(const char *tmp, const char *backing, const char *vcpus, uin
 
 int main(void)
 {
-	alarm(300);
 	char tmp[] = "/tmp/lazyvm-vmm-run.XXXXXX";
-	if (!mkdtemp(tmp))
-		tap_bail("mkdtemp");
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		tap_plan(1);
-		tap_skip("vmm-run", "/dev/kvm not usable");
+	if (!vmtest_begin("vmm-run", 300, tmp, 8))
 		return 0;
-	}
-	tap_plan(8);
 	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS);
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 

@@ -167,15 +167,8 @@ static void test_failing_source(void)
 
 int main(void)
 {
-	alarm(300);
-	if (!mkdtemp(tmp))
-		tap_bail("mkdtemp");
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		tap_plan(1);
-		tap_skip("vmm-snapshot-bad", "/dev/kvm not usable");
+	if (!vmtest_begin("vmm-snapshot-bad", 300, tmp, 7))
 		return 0;
-	}
-	tap_plan(7);
 	char good[600];
 	snprintf(good, sizeof(good), "%s/good", tmp);
 	const char *args[] = { "run", "--mem", "64M", "--iterations", "3000000", "--snapshot", good,

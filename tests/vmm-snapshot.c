@@ -112,15 +112,8 @@ static void test_live(void)
 
 int main(void)
 {
-	alarm(600);
-	if (!mkdtemp(tmp))
-		tap_bail("mkdtemp");
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		tap_plan(1);
-		tap_skip("vmm-snapshot", "/dev/kvm not usable");
+	if (!vmtest_begin("vmm-snapshot", 600, tmp, 3 + 4 + 3 + 3 + 2))
 		return 0;
-	}
-	tap_plan(3 + 4 + 3 + 3 + 2);
 	want = vmtest_model_workload(MEM, SEED, ITERS);
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	for (enum lvm_backing b = 0; b < LVM_BACKING__COUNT; b++)

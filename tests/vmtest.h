@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tap.h"
 #include "../guests/layout.h"
 #include "../guests/workload-algo.h"
 
@@ -98,6 +99,25 @@ static inline uint64_t vmtest_model_workload(uint64_t mem, uint64_t seed, uint64
 	uint64_t h = wl_hash_all(data, npages);
 	free(data);
 	return h;
+}
+
+/*
+ * Watchdog (a hang fails instead of blocking CI), then the plan and a temp
+ * dir from the mkdtemp template tmp; false after a SKIP plan when /dev/kvm is
+ * not usable.
+ */
+static inline bool vmtest_begin(const char *name, unsigned watchdog_s, char *tmp, int plan)
+{
+	alarm(watchdog_s);
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		tap_plan(1);
+		tap_skip(name, "/dev/kvm not usable");
+		return false;
+	}
+	if (!mkdtemp(tmp))
+		tap_bail("mkdtemp");
+	tap_plan(plan);
+	return true;
 }
 
 /* Remove tmpdir and what the tests left in it (snapshot directories). */

@@ -18,9 +18,10 @@
 static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
-		"                      [--no-background] [--stats-json FILE]\n"
+		"                      [--no-background] [--fault-around SIZE] [--stats-json FILE]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
+		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
 }
@@ -51,6 +52,12 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 			ro->eager = true;
 		else if (!strcmp(argv[i], "--no-background"))
 			ro->no_background = true;
+		else if (!strcmp(argv[i], "--fault-around") && i + 1 < argc) {
+			uint64_t n;
+			if (cli_parse_size(argv[++i], &n) || n > (64u << 20))
+				return cli_fail(EXIT_USAGE, "restore", "--fault-around: bad size '%s'", argv[i]);
+			ro->fault_around = (size_t)n;
+		}
 		else if (argv[i][0] != '-' && !*dir)
 			*dir = argv[i];
 		else
@@ -91,6 +98,8 @@ int cmd_restore(int argc, char **argv)
 	st.backing = lvm_backing_name(vm_restore_backing(rs));
 	st.mode = vm_restore_mode(rs);
 	vm_restore_stats(rs, &st.engine);
+	vm_stats_add(&st, "vm_create_done_us", "%.1f",
+		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
 	if (vo.stats_json && vm_stats_write(vo.stats_json, &st))
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(errno));
 	vm_restore_close(rs);

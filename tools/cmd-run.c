@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "hugetlb.h"
+#include "migrate-cli.h"
 #include "vm-common.h"
 #include "vm-snapshot.h"
 #include "vmm/vmm.h"
@@ -21,6 +22,7 @@ struct run_opts {
 	const char *snapshot;
 	uint64_t after_ms;
 	bool live;
+	struct run_migrate_opts mig;
 };
 
 static int run_usage(FILE *f, int status)
@@ -29,16 +31,19 @@ static int run_usage(FILE *f, int status)
 		"  --snapshot DIR       snapshot the guest mid-run into DIR and exit\n"
 		"  --snapshot-after-ms MS  when (default 0: right after start)\n"
 		"  --live               keep the guest running while the snapshot is written\n"
-		"                       (uffd write-protect, point-in-time); it then finishes\n",
-		vm_cli_usage);
+		"                       (uffd write-protect, point-in-time); it then finishes\n%s",
+		vm_cli_usage, run_migrate_usage);
 	return status;
 }
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
 	vm_cli_opts_init(&o->vm);
+	run_migrate_opts_init(&o->mig);
 	for (int i = 1; i < argc; i++) {
 		int r = vm_cli_parse(&o->vm, "run", argc, argv, &i);
+		if (!r)
+			r = run_migrate_parse(&o->mig, argc, argv, &i);
 		if (r == 1)
 			continue;
 		if (r)
@@ -61,6 +66,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	}
 	if (o->live && !o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
+	if (o->mig.to && o->snapshot)
+		return cli_fail(EXIT_USAGE, "run", "--migrate-to and --snapshot exclude each other");
 	return 0;
 }
 
@@ -71,6 +78,8 @@ static int run_guest(struct vmm *vm, const struct run_opts *o, struct vm_stats *
 	int ret = vmm_start(vm);
 	if (ret)
 		return cli_fail(1, "run", "starting vCPUs: %s", strerror(-ret));
+	if (o->mig.to)
+		return run_migrate(vm, &o->mig, st);
 	if (o->snapshot) {
 		ret = vmm_wait_timeout(vm, (int)o->after_ms, err, sizeof(err));
 		if (ret != -ETIMEDOUT)

@@ -23,6 +23,28 @@ static void vcpu_on_kick(int sig)
 	(void)sig;	/* only there to interrupt KVM_RUN */
 }
 
+/* The vCPU this thread runs (NULL on other threads). */
+static __thread struct vcpu *vcpu_self;
+
+/*
+ * KVM raises SIGBUS (BUS_MCEERR_AR) on the vCPU thread when guest memory it
+ * needs is poisoned — what the fault engine does to a page it cannot serve.
+ * On a vCPU thread that is a guest memory error, not a VMM crash: note it,
+ * KVM_RUN returns EINTR and the run loop stops the VM with a message.
+ * Anywhere else SIGBUS keeps its default, fatal meaning.
+ */
+static void vcpu_on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	struct vcpu *v = vcpu_self;
+	if (v && (si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO)) {
+		v->poisoned_addr = (uintptr_t)si->si_addr;
+		__atomic_store_n(&v->poisoned, true, __ATOMIC_SEQ_CST);
+		return;
+	}
+	signal(sig, SIG_DFL);	/* the faulting access repeats and kills us */
+}
+
 /* A real-time signal nobody else in the process uses. */
 int vmm_kick_signal(void)
 {
@@ -161,10 +183,18 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, vmm_kick_signal());
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	vcpu_self = v;
 	uint64_t zero = 0;
 	atomic_compare_exchange_strong(&vm->first_entry_ns, &zero, vmm_now_ns());
 	for (;;) {
 		int ret = ioctl(v->fd, KVM_RUN, 0);
+		if (__atomic_load_n(&v->poisoned, __ATOMIC_SEQ_CST)) {
+			char what[96];
+			snprintf(what, sizeof(what), "guest memory at host address 0x%llx "
+				 "could not be served (SIGBUS)", (unsigned long long)v->poisoned_addr);
+			vcpu_fail(v, what);
+			break;
+		}
 		if (ret < 0 && (errno == EINTR || errno == EAGAIN)) {
 			if (!vcpu_park(v))
 				break;
@@ -200,13 +230,18 @@ int vcpu_start_thread(struct vcpu *v)
 	return ret;
 }
 
-/* Install the no-op handler once per process (no SA_RESTART: KVM_RUN must
- * return EINTR). */
+/* Install the no-op kick handler (no SA_RESTART: KVM_RUN must return EINTR)
+ * and the SIGBUS handler. */
 int vcpu_install_kick_handler(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu_on_kick;
 	sigemptyset(&sa.sa_mask);
-	return sigaction(vmm_kick_signal(), &sa, NULL) ? -errno : 0;
+	if (sigaction(vmm_kick_signal(), &sa, NULL))
+		return -errno;
+	sa.sa_handler = NULL;
+	sa.sa_sigaction = vcpu_on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	return sigaction(SIGBUS, &sa, NULL) ? -errno : 0;
 }

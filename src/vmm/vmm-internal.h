@@ -31,6 +31,8 @@ struct vcpu {
 	bool has_thread;
 	bool done;		/* the guest wrote GUEST_EXIT_PORT: never run again */
 	bool parked;
+	bool poisoned;		/* SIGBUS from KVM: guest memory not served */
+	uint64_t poisoned_addr;
 };
 
 struct vmm {

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live migration of a running 2-vCPU workload guest through the CLI on
+ * 127.0.0.1: `lazyvm run ... --migrate-to` on one side, `lazyvm
+ * migrate-recv` on the other.  The destination must print the RESULT of an
+ * uninterrupted run (the C model of the guest's algorithm), the source none
+ * (its VM moved).  0 and 2 pre-copy rounds, anon and memfd; a proxy that cuts
+ * the link three times during post-copy (recovered: same RESULT, reconnects
+ * >= 1); garbage, wrong-version and truncated messages to migrate-recv (clear
+ * error, exit status, no crash).
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "migrate-wire.h"
+#include "tap.h"
+#include "testproxy.h"
+#include "vmtest.h"
+
+#define MEM (64ull << 20)
+#define SEED 7
+#define ITERS "20000000"	/* ~1 s of guest work here; migration starts at 100 ms */
+
+static char tmp[] = "/tmp/lazyvm-migrate-vm.XXXXXX";
+static pid_t children[2] = { -1, -1 };
+
+/* Watchdog: a hang fails the test; leave no child behind. */
+static void on_alarm(int sig)
+{
+	(void)sig;
+	for (int i = 0; i < 2; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+	static const char msg[] = "Bail out! watchdog: migrate-vm hung\n";
+	if (write(1, msg, sizeof(msg) - 1) < 0) {
+		/* nothing left to tell */
+	}
+	_exit(1);
+}
+
+/* Start `lazyvm args` with stdout/stderr into tmp/<name>.{out,err}; fd 3 of
+ * the child is ready_fd when >= 0. */
+static pid_t spawn(const char *name, const char *const *args, int ready_fd)
+{
+	char out[512], err[512];
+	snprintf(out, sizeof(out), "%s/%s.out", tmp, name);
+	snprintf(err, sizeof(err), "%s/%s.err", tmp, name);
+	const char *argv[40];
+	int n = 0;
+	argv[n++] = vmtest_cli();
+	for (; args[n - 1] && n < 39; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
+		    (ready_fd >= 0 && dup2(ready_fd, 3) < 0))
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int reap(pid_t *pid)
+{
+	int st = 0;
+	if (*pid > 0 && waitpid(*pid, &st, 0) != *pid)
+		st = -1;
+	*pid = -1;
+	return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void slurp(const char *name, char *buf, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	vmtest_slurp(path, buf, len);
+}
+
+/* migrate-recv listening on port 0; returns the port it got. */
+static int start_receiver(const char *backing, const char *stats)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		tap_bail("pipe");
+	const char *args[] = { "migrate-recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
+			       "--backing", backing, "--recover-timeout", "30", "--stats-json",
+			       stats, NULL };
+	children[0] = spawn("dst", args, p[1]);
+	close(p[1]);
+	char line[32] = "";
+	ssize_t n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	int port = n > 0 ? atoi(line) : 0;
+	if (port <= 0)
+		tap_bail("migrate-recv did not start");
+	return port;
+}
+
+/* The integer member key of the JSON in buf; -1 when absent. */
+static long long json_int(const char *buf, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(buf, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
+
+struct outcome {
+	int src_status, dst_status;
+	bool dst_result_ok, src_no_result;
+	long long reconnects, pages_total;
+};
+
+static void migrate_vm(const char *backing, const char *rounds, const uint64_t *cuts, int ncuts,
+		       uint64_t want, struct outcome *r)
+{
+	char dstats[512], sstats[512], addr[64];
+	snprintf(dstats, sizeof(dstats), "%s/dst.json", tmp);
+	snprintf(sstats, sizeof(sstats), "%s/src.json", tmp);
+	int port = start_receiver(backing, dstats);
+	struct proxy px;
+	if (ncuts && proxy_start(&px, port, cuts, ncuts))
+		tap_bail("proxy");
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ncuts ? px.port : port);
+	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
+			       "--iterations", ITERS, "--vcpus", "2", "--backing", backing,
+			       "--migrate-to", addr, "--migrate-after-ms", "100",
+			       "--precopy-rounds", rounds, "--recover-timeout", "30",
+			       "--stats-json", sstats, NULL };
+	children[1] = spawn("src", args, -1);
+	r->src_status = reap(&children[1]);
+	r->dst_status = reap(&children[0]);
+	if (ncuts)
+		proxy_stop(&px);
+
+	static char out[16384], err[4096], js[4096];
+	uint64_t got = 0;
+	slurp("dst.out", out, sizeof(out));
+	r->dst_result_ok = vmtest_result(out, &got) && got == want;
+	slurp("src.out", out, sizeof(out));
+	r->src_no_result = !vmtest_result(out, &got);
+	slurp("dst.json", js, sizeof(js));
+	r->reconnects = json_int(js, "reconnects");
+	r->pages_total = json_int(js, "pages_precopy") + json_int(js, "pages_postcopy_push") +
+			 json_int(js, "pages_postcopy_request");
+	tap_diag("dst: total %lld ms, downtime %lld ms, rounds %lld, pages precopy %lld push %lld "
+		 "request %lld, reconnects %lld", json_int(js, "total_ms"),
+		 json_int(js, "downtime_ms"), json_int(js, "precopy_rounds"),
+		 json_int(js, "pages_precopy"), json_int(js, "pages_postcopy_push"),
+		 json_int(js, "pages_postcopy_request"), r->reconnects);
+	if (r->src_status || r->dst_status || !r->dst_result_ok) {
+		slurp("src.err", err, sizeof(err));
+		tap_diag("source exit %d: %s", r->src_status, err);
+		slurp("dst.err", err, sizeof(err));
+		tap_diag("destination exit %d: %s", r->dst_status, err);
+	}
+}
+
+static bool moved(const struct outcome *r)
+{
+	return !r->src_status && !r->dst_status && r->dst_result_ok && r->src_no_result &&
+	       r->pages_total == (long long)(MEM / 4096);
+}
+
+/* Bytes at migrate-recv: an error naming the problem, a non-zero exit, no
+ * signal. */
+static void bad_stream(const char *name, const void *bytes, size_t len, const char *expect)
+{
+	char stats[512];
+	snprintf(stats, sizeof(stats), "%s/bad.json", tmp);
+	int port = start_receiver("anon", stats);
+	int fd = proxy_connect_upstream(port);
+	if (fd < 0 || write(fd, bytes, len) != (ssize_t)len)
+		tap_bail("connect/write");
+	shutdown(fd, SHUT_WR);
+	int st = reap(&children[0]);
+	close(fd);
+	static char err[4096];
+	slurp("dst.err", err, sizeof(err));
+	char *nl = strchr(err, '\n');
+	if (nl)
+		*nl = 0;
+	tap_ok(st > 0 && st < 128 && strstr(err, expect), "%s: exit %d, \"%s\"", name, st, err);
+}
+
+int main(void)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(400);
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		tap_plan(1);
+		tap_skip("migrate-vm", "/dev/kvm not usable");
+		return 0;
+	}
+	if (!mkdtemp(tmp))
+		tap_bail("mkdtemp");
+	tap_plan(8);
+	uint64_t want = vmtest_model_workload(MEM, SEED, strtoull(ITERS, NULL, 10));
+	tap_diag("model RESULT %016llx", (unsigned long long)want);
+	struct outcome r;
+
+	migrate_vm("anon", "0", NULL, 0, want, &r);
+	tap_ok(moved(&r), "anon, 0 pre-copy rounds: destination RESULT == model, none at the source");
+	migrate_vm("anon", "2", NULL, 0, want, &r);
+	tap_ok(moved(&r), "anon, 2 pre-copy rounds: destination RESULT == model");
+	migrate_vm("memfd", "2", NULL, 0, want, &r);
+	tap_ok(moved(&r), "memfd, 2 pre-copy rounds: destination RESULT == model");
+	migrate_vm("memfd", "0", NULL, 0, want, &r);
+	tap_ok(moved(&r), "memfd, 0 pre-copy rounds: destination RESULT == model");
+
+	/* With no pre-copy every byte after the state is post-copy: cut after
+	 * 4, 16 and 32 MiB went to the destination. */
+	uint64_t cuts[] = { 4ull << 20, 16ull << 20, 32ull << 20 };
+	migrate_vm("anon", "0", cuts, 3, want, &r);
+	tap_ok(moved(&r) && r.reconnects >= 1,
+	       "link cut 3 times in post-copy: recovered (%lld reconnects), RESULT == model",
+	       r.reconnects);
+
+	bad_stream("garbage", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, "bad magic");
+	struct mig_hdr v2 = { MIG_MAGIC, 2, MIG_HELLO, sizeof(struct mig_hello), 0 };
+	bad_stream("wrong version", &v2, sizeof(v2), "protocol version 2");
+	struct mig_hdr h = { MIG_MAGIC, MIG_VERSION, MIG_HELLO, sizeof(struct mig_hello), 0 };
+	bad_stream("truncated HELLO", &h, sizeof(h), "Connection reset");
+	vmtest_rmtree(tmp);
+	return tap_done();
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CLI side of post-copy migration (src/migrate.h): the source half hooks
+ * into `lazyvm run` (--migrate-to ...), the destination is `lazyvm
+ * migrate-recv`.  Both report the same statistics in --stats-json.
+ */
+#ifndef LAZYVM_MIGRATE_CLI_H
+#define LAZYVM_MIGRATE_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migrate.h"
+
+struct vmm;
+struct vm_stats;
+
+struct run_migrate_opts {
+	const char *to;			/* --migrate-to HOST:PORT */
+	uint64_t after_ms;		/* --migrate-after-ms */
+	unsigned precopy_rounds;	/* --precopy-rounds */
+	unsigned recover_timeout_s;	/* --recover-timeout (default 60) */
+};
+
+/* The usage lines of the options below. */
+extern const char run_migrate_usage[];
+void run_migrate_opts_init(struct run_migrate_opts *o);
+/* Consume argv[*i] if it is a migration option of `lazyvm run`: 1; not one:
+ * 0; bad value: EXIT_USAGE after printing the error. */
+int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i);
+/*
+ * The guest runs: after after_ms, migrate it.  Returns the exit status:
+ * 0 when the destination has it; 1 when migration failed (if it failed
+ * before the destination started the VM, the VM ran on here to completion).
+ */
+int run_migrate(struct vmm *vm, const struct run_migrate_opts *o, struct vm_stats *st);
+
+/* Add the migration members to a --stats-json report. */
+void migrate_stats_add(struct vm_stats *st, const struct mig_stats *m);
+/* A decimal option value in [0, max]; 0 or -EINVAL. */
+int migrate_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+#endif

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyvm run --migrate-to HOST:PORT: the source half of post-copy migration.
+ * The guest runs for --migrate-after-ms, then src/migrate-src.c moves it
+ * (pre-copy rounds, stop, state, post-copy) while this VM's memory serves
+ * the destination's requests.  If migration fails before the destination
+ * started the VM, the VM resumes here and runs to completion: never lost.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "migrate-cli.h"
+#include "vm-common.h"
+#include "vmm/vmm.h"
+
+const char run_migrate_usage[] =
+	"  --migrate-to HOST:PORT  migrate the running guest to `lazyvm migrate-recv`\n"
+	"  --migrate-after-ms MS   when (default 0: right after start)\n"
+	"  --precopy-rounds N      pre-copy rounds before the stop (default 0: pure post-copy)\n"
+	"  --recover-timeout SEC   after a link cut in post-copy, keep reconnecting this long\n"
+	"                          (default 60)\n";
+
+void run_migrate_opts_init(struct run_migrate_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->recover_timeout_s = 60;
+}
+
+int migrate_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i)
+{
+	static const char *const opts[] = { "--migrate-to", "--migrate-after-ms",
+		"--precopy-rounds", "--recover-timeout", NULL };
+	static const unsigned long max[] = { 0, 86400000ul, 100, 86400 };
+	unsigned k;
+	for (k = 0; opts[k] && strcmp(argv[*i], opts[k]); k++)
+		;
+	if (!opts[k])
+		return 0;
+	if (*i + 1 >= argc)
+		return cli_fail(EXIT_USAGE, "run", "%s needs a value", opts[k]);
+	const char *val = argv[++*i];
+	unsigned long v = 0;
+	if (k == 0) {
+		if (!strchr(val, ':'))
+			return cli_fail(EXIT_USAGE, "run", "--migrate-to: '%s' is not HOST:PORT", val);
+		o->to = val;
+		return 1;
+	}
+	if (migrate_parse_uint(val, max[k], &v) || (k == 3 && !v))
+		return cli_fail(EXIT_USAGE, "run", "%s: bad value '%s'", opts[k], val);
+	if (k == 1)
+		o->after_ms = v;
+	else if (k == 2)
+		o->precopy_rounds = (unsigned)v;
+	else
+		o->recover_timeout_s = (unsigned)v;
+	return 1;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1e3;
+}
+
+void migrate_stats_add(struct vm_stats *st, const struct mig_stats *m)
+{
+	const struct lvm_latency *l = &m->remote_fault;
+	vm_stats_add(st, "total_ms", "%llu", (unsigned long long)m->total_ms);
+	vm_stats_add(st, "downtime_ms", "%llu", (unsigned long long)m->downtime_ms);
+	vm_stats_add(st, "precopy_rounds", "%llu", (unsigned long long)m->precopy_rounds);
+	vm_stats_add(st, "pages_precopy", "%llu", (unsigned long long)m->pages_precopy);
+	vm_stats_add(st, "pages_postcopy_push", "%llu", (unsigned long long)m->pages_postcopy_push);
+	vm_stats_add(st, "pages_postcopy_request", "%llu",
+		     (unsigned long long)m->pages_postcopy_request);
+	vm_stats_add(st, "remote_fault_us",
+		     "{\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"max\": %.1f, \"count\": %llu}",
+		     us(l->p50_ns), us(l->p90_ns), us(l->p99_ns), us(l->max_ns),
+		     (unsigned long long)l->count);
+	vm_stats_add(st, "blocktime_ms", "%llu", (unsigned long long)m->blocktime_ms);
+	vm_stats_add(st, "reconnects", "%llu", (unsigned long long)m->reconnects);
+}
+
+/* The VMM behind the protocol's callbacks. */
+static int src_vm_pause(void *ctx)
+{
+	return vmm_pause(ctx);
+}
+
+static int src_vm_resume(void *ctx)
+{
+	return vmm_resume(ctx);
+}
+
+static int src_vm_save(void *ctx, void **blob, size_t *len)
+{
+	return vmm_save_state(ctx, blob, len);
+}
+
+/* Migration failed before the destination ran the VM: it resumed here. */
+static int run_migrate_fallback(struct vmm *vm, const struct run_migrate_opts *o,
+				struct vm_stats *st, const char *why)
+{
+	char err[256] = "";
+	fprintf(stderr, "lazyvm run: migration to %s failed: %s; the VM keeps running here\n",
+		o->to, why);
+	int ret = vmm_wait(vm, err, sizeof(err));
+	st->result = vmm_result(vm);
+	if (ret)
+		cli_fail(1, "run", "guest stopped: %s", err);
+	return 1;
+}
+
+int run_migrate(struct vmm *vm, const struct run_migrate_opts *o, struct vm_stats *st)
+{
+	char err[256] = "";
+	int ret = vmm_wait_timeout(vm, (int)o->after_ms, err, sizeof(err));
+	if (ret != -ETIMEDOUT) {
+		st->result = vmm_result(vm);
+		return ret ? cli_fail(1, "run", "guest stopped: %s", err)
+			   : cli_fail(1, "run", "guest finished before the migration point "
+				      "(--migrate-after-ms %llu): not migrated",
+				      (unsigned long long)o->after_ms);
+	}
+	unsigned rounds = o->precopy_rounds;
+	struct lvm_probe wp;
+	if (rounds && lvm_probe(lvm_mem_backing(vmm_mem(vm)), LVM_MODE_WP, &wp) == 0 && wp.err) {
+		fprintf(stderr, "lazyvm run: pre-copy tracks writes with uffd write-protect, which "
+			"%s memory does not support here (%s): migrating with 0 pre-copy rounds\n",
+			lvm_backing_name(lvm_mem_backing(vmm_mem(vm))), wp.reason);
+		rounds = 0;
+	}
+	struct mig_src_vm ops = { vm, src_vm_pause, src_vm_resume, src_vm_save };
+	struct mig_src_opts so = {
+		.addr = o->to, .precopy_rounds = rounds,
+		.recover_timeout_s = o->recover_timeout_s, .vcpus = vmm_vcpus(vm), .progress = true,
+	};
+	struct mig_stats ms;
+	ret = mig_src_run(&so, vmm_mem(vm), &ops, &ms, err, sizeof(err));
+	migrate_stats_add(st, &ms);
+	if (ret == -ECANCELED)
+		return run_migrate_fallback(vm, o, st, err);
+	if (ret)
+		return cli_fail(1, "run", "migration to %s failed after the VM moved: %s", o->to,
+				err);
+	fprintf(stderr, "lazyvm run: migrated to %s: %llu ms total, %llu ms downtime, "
+		"%llu reconnects\n", o->to, (unsigned long long)ms.total_ms,
+		(unsigned long long)ms.downtime_ms, (unsigned long long)ms.reconnects);
+	return 0;
+}
