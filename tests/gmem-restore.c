@@ -16,8 +16,6 @@
  * check-gmem).  On a kernel without userfaultfd for guest_memfd every test
  * SKIPs with the probe's reason (vmm-snapshot covers the eager fallback).
  */
-#include <signal.h>
-
 #include "gmem-test.h"
 #include "vmtest.h"
 
@@ -94,8 +92,8 @@ int main(void)
 		"lazy restore on gmem, missing", "lazy restore on gmem, minor",
 		"lazy restore on gmem, default mode, background fill",
 	};
-	tap_plan(NTESTS);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	if (!vmtest_begin("gmem-restore", GMEM_TEST_WATCHDOG_S, tmp, NTESTS))
+		return 0;
 	struct lvm_probe pm, pn;
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
@@ -103,10 +101,9 @@ int main(void)
 		for (int i = 0; i < NTESTS; i++)
 			tap_skip(names[i], "probe gmem x %s: %s", pm.err ? "MISSING" : "MINOR",
 				 pm.err ? pm.reason : pn.reason);
+		vmtest_rmtree(tmp);
 		return tap_done();
 	}
-	if (!mkdtemp(tmp))
-		tap_bail("mkdtemp: %s", strerror(errno));
 
 	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS), ref = 0;
 	const char *run[] = { "run", "--guest", "workload", "--mem", MEM_ARG, "--seed", SEED_ARG,
