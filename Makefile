@@ -112,12 +112,14 @@ demo: all
 bench: all
 	@echo "benchmarks built in $(BUILD)/bench/; run them one by one (see bench/README.md)"
 
-fuzz:
+# The guest images (LIB_ASM) are assembled in too: the library refers to them.
+fuzz: $(GUEST_BINS)
 	@mkdir -p $(BUILD)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
 	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
+	    -Wa,-I$(BUILD) -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(LIB_ASM) -pthread -lm \
+	    $(if $(HAVE_ZSTD),-lzstd) \
 	    $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD) -DLVM_FUZZING || exit 1; done
 
 check-gmem: all
