@@ -112,14 +112,15 @@ demo: all
 bench: all
 	@echo "benchmarks built in $(BUILD)/bench/; run them one by one (see bench/README.md)"
 
-# The guest images (LIB_ASM) are assembled in too: the library refers to them.
-fuzz: $(GUEST_BINS)
+# The library's C sources are recompiled with the fuzzer's instrumentation;
+# its assembly (the embedded guest images) is linked as built.
+LIB_ASM_OBJS := $(LIB_ASM:%.S=$(BUILD)/%.o)
+fuzz: $(LIB_ASM_OBJS)
 	@mkdir -p $(BUILD)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
 	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -Wa,-I$(BUILD) -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(LIB_ASM) -pthread -lm \
-	    $(if $(HAVE_ZSTD),-lzstd) \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
 	    $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD) -DLVM_FUZZING || exit 1; done
 
 check-gmem: all
