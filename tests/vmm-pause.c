@@ -4,9 +4,13 @@
  * guest over and over (saving its state each time) does not change its
  * RESULT; and a VM paused mid-run, whose state and memory are moved into a
  * second, fresh VM, finishes there with the uninterrupted RESULT (the state
- * blob is complete).  Also: a corrupt state blob is refused with -EBADMSG.
+ * blob is complete).  Also: a corrupt state blob is refused with -EBADMSG;
+ * and vmm_pause returns while a vCPU waits for a data page that userfaultfd
+ * has not served yet (post-copy migration pauses like this).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 
 #include "lazyvm.h"
@@ -102,14 +106,96 @@ static void test_move(uint64_t want)
 	vmm_destroy(b);
 }
 
+/* A source that holds back data pages until opened (system pages pass:
+ * see vmm_pause in vmm.h for why). */
+struct gate {
+	struct lvm_source *inner;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool open;
+	unsigned waiting;
+};
+
+static int gate_get(void *ctx, uint64_t off, size_t len, void *scratch, const void **data)
+{
+	struct gate *g = ctx;
+	pthread_mutex_lock(&g->m);
+	g->waiting += off >= GUEST_SYS_SIZE;
+	pthread_cond_broadcast(&g->c);
+	while (off >= GUEST_SYS_SIZE && !g->open)
+		pthread_cond_wait(&g->c, &g->m);
+	pthread_mutex_unlock(&g->m);
+	*data = scratch;
+	return lvm_source_read(g->inner, off, scratch, len);
+}
+
+static void gate_set(struct gate *g, bool wait_for_fault)
+{
+	pthread_mutex_lock(&g->m);
+	while (wait_for_fault && !g->waiting)
+		pthread_cond_wait(&g->c, &g->m);
+	if (!wait_for_fault)
+		g->open = true;
+	pthread_cond_broadcast(&g->c);
+	pthread_mutex_unlock(&g->m);
+}
+
+/* The booted image of a fresh VM in a memfd, and its state. */
+static int boot_image(void **blob, size_t *len, char *path, size_t pathlen)
+{
+	struct vmm *a = vm_new();
+	char err[256];
+	int fd = memfd_create("lazyvm-vmm-pause", MFD_CLOEXEC);
+	if (fd < 0 || vmm_load_guest(a, err, sizeof(err)) || vmm_save_state(a, blob, len) ||
+	    pwrite(fd, lvm_mem_addr(vmm_mem(a)), MEM, 0) != (ssize_t)MEM)
+		tap_bail("boot image");
+	vmm_destroy(a);
+	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static void test_pause_in_fault(uint64_t want)
+{
+	void *blob;
+	size_t len;
+	char path[64], err[256];
+	int fd = boot_image(&blob, &len, path, sizeof(path));
+	static const struct lvm_source_ops ops = { .get = gate_get };
+	struct gate g = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+	struct lvm_source *src = NULL;
+	struct lvm_engine *e = NULL;
+	struct lvm_engine_opts eo;
+	lvm_engine_opts_init(&eo);
+	struct vmm *b = vm_new();
+	if (lvm_source_file_open(path, 0, &g.inner) || lvm_source_create(&ops, &g, MEM, &src) ||
+	    lvm_engine_create(&eo, &e) || lvm_engine_add_mem(e, vmm_mem(b), LVM_MODE_MISSING, src, 0) < 0 ||
+	    lvm_engine_start(e) || vmm_load_state(b, blob, len, err, sizeof(err)) || vmm_start(b))
+		tap_bail("lazy VM setup");
+	free(blob);
+	gate_set(&g, true);	/* a vCPU now waits for a data page */
+	vmm_pause(b);
+	gate_set(&g, false);
+	vmm_resume(b);
+	int ret = vmm_wait(b, err, sizeof(err));
+	tap_ok(!ret && result_of(b) == want,
+	       "paused while a vCPU waited for a data page, resumed: RESULT %016llx == model",
+	       (unsigned long long)result_of(b));
+	vmm_destroy(b);
+	lvm_engine_destroy(e);
+	lvm_source_destroy(src);
+	lvm_source_destroy(g.inner);
+	close(fd);
+}
+
 int main(void)
 {
 	char tmp[] = "/tmp/lazyvm-vmm-pause.XXXXXX";
-	if (!vmtest_begin("vmm-pause", 300, tmp, 3))
+	if (!vmtest_begin("vmm-pause", 300, tmp, 4))
 		return 0;
 	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS);
 	test_pause_storm(want);
 	test_move(want);
+	test_pause_in_fault(want);
 	vmtest_rmtree(tmp);
 	return tap_done();
 }
