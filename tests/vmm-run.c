@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lazyvm run: the workload guest on every backing, 2 vCPUs, prints the
- * RESULT that the C model of the guest's algorithm computes (boot-like too); 1 and 3 vCPUs
- * print the same (the algorithm makes the result independent of the vCPU
- * count); bad options are refused.
+ * RESULT that the C model of the guest's algorithm computes (boot-like
+ * too); 1 and 3 vCPUs print the same (the algorithm makes the result
+ * independent of the vCPU count); bad options are refused.
  */
 #include <signal.h>
 #include <stdlib.h>
