@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "progress.h"
@@ -96,8 +97,18 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		ret = meta_u64(rs->r, "vcpus", &vcpus, err, errlen);
 	if (ret)
 		return ret;
-	if (mem != snapshot_mem_size(rs->r) || !vcpus || vcpus > VMM_MAX_VCPUS) {
-		snprintf(err, errlen, "snapshot state: metadata does not match the memory file");
+	struct stat st;
+	uint64_t have = snapshot_mem_size(rs->r);
+	if (o->memory_file && stat(o->memory_file, &st)) {
+		snprintf(err, errlen, "%s: %s", o->memory_file, strerror(errno));
+		return -errno;
+	}
+	if (o->memory_file)
+		have = (uint64_t)st.st_size;
+	if (mem != have || !vcpus || vcpus > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
+			 "the memory file (%llu bytes)", (unsigned long long)mem,
+			 (unsigned long long)have);
 		return -EBADMSG;
 	}
 	rs->backing = o->backing;
@@ -185,9 +196,9 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
 		if (ret) {
+			uint32_t cs = snapshot_chunk_size(rs->r);	/* 0: a flat image */
 			snprintf(err, errlen, "memory at 0x%llx (chunk %llu): %s",
-				 (unsigned long long)off,
-				 (unsigned long long)(off / snapshot_chunk_size(rs->r)),
+				 (unsigned long long)off, (unsigned long long)(cs ? off / cs : 0),
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
@@ -206,7 +217,8 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
-	int ret = snapshot_memory_source(rs->r, &rs->src);
+	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
+				 : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
 		struct lvm_source *inner = rs->src;
 		rs->src = NULL;
@@ -229,7 +241,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		return -ENOMEM;
 	rs->res.old_nr = -1;
 	rs->mode = "";
-	int ret = snapshot_open(dir, &rs->r, err, errlen);
+	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
+				 : snapshot_open(dir, &rs->r, err, errlen);
 	if (!ret)
 		ret = restore_create_vm(rs, o, err, errlen);
 	if (!ret)

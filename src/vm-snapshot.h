@@ -46,6 +46,9 @@ struct vm_restore_opts {
 	int serial_fd;
 	bool no_background;		/* lazy: no background fill */
 	size_t fault_around;		/* lazy: 0 = 256 KiB */
+	/* Guest memory from this flat image (Firecracker style) instead of
+	 * DIR/memory; DIR then needs only its state file. */
+	const char *memory_file;
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
