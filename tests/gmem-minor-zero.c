@@ -72,7 +72,8 @@ static void run(const char *name, bool falloc, bool zero_src, const char *path)
 	if (falloc)
 		dirty_free_memory();
 	int ret = lvm_mem_create(&mo, &mem);
-	if (!ret && falloc && fallocate(lvm_mem_fd(mem), 0, 0, (off_t)REGION))
+	/* guest_memfd's fallocate() takes only KEEP_SIZE (and PUNCH_HOLE). */
+	if (!ret && falloc && fallocate(lvm_mem_fd(mem), FALLOC_FL_KEEP_SIZE, 0, (off_t)REGION))
 		ret = -errno;
 	if (!ret)
 		ret = zero_src ? lvm_source_zero(REGION, &src) : lvm_source_file_open(path, 0, &src);
@@ -128,6 +129,7 @@ int main(void)
 {
 	char path[64];
 	tap_plan(3);
+	alarm(GMEM_TEST_WATCHDOG_S);
 	vm_fd = gmem_test_vm();
 	int fd = mixed_file(path, sizeof(path));
 	if (fd < 0)

@@ -21,7 +21,7 @@
 #include <sys/syscall.h>
 
 #include "uapi-compat.h"
-#include "tap.h"
+#include "gmem-test.h"
 #include "testlib.h"
 
 #define PAGE 4096ul
@@ -243,7 +243,10 @@ static void report_unwritten_continue(void)
 		.range = { (uint64_t)(uintptr_t)map, SIZE }, .mode = UFFDIO_REGISTER_MODE_MINOR,
 	};
 	uint64_t nonzero = 0, served = 0;
-	if (!fallocate(fd, 0, 0, SIZE) && !ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+	/* guest_memfd's fallocate() takes only KEEP_SIZE (and PUNCH_HOLE). */
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, SIZE))
+		tap_diag("fallocate() of a guest_memfd: %s", errname(errno));
+	else if (!ioctl(uffd, UFFDIO_REGISTER, &reg)) {
 		struct uffdio_continue c = { .range = { (uint64_t)(uintptr_t)map, SIZE } };
 		if (!ioctl(uffd, UFFDIO_CONTINUE, &c))
 			served = 1;
@@ -261,6 +264,7 @@ static void report_unwritten_continue(void)
 int main(void)
 {
 	tap_plan(2);
+	alarm(GMEM_TEST_WATCHDOG_S);
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	kvm_vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
 	for (int minor = 0; minor <= 1; minor++) {

@@ -16,6 +16,10 @@
 #include "lazyvm.h"
 #include "tap.h"
 
+/* Each program dies of SIGALRM rather than hang (a lost fault): generous, since
+ * under make check-gmem it runs inside QEMU TCG, 10-50x slower than here. */
+#define GMEM_TEST_WATCHDOG_S 300
+
 /* A KVM VM fd (guest_memfd belongs to a VM), or -errno. */
 static inline int gmem_test_vm(void)
 {

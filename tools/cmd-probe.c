@@ -21,6 +21,39 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
+/*
+ * What --backing gmem does on this kernel, in words: lazy needs the two
+ * guest_memfd patches of "KVM: guest_memfd: implement userfaultfd operations"
+ * (Linux 7.1+ has the mm half, struct vm_uffd_ops; no release up to 7.3 has
+ * the guest_memfd half), and mmap-able guest_memfd needs Linux 6.18+.
+ */
+static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT])
+{
+	const struct lvm_probe *miss = &gmem[LVM_MODE_MISSING], *minor = &gmem[LVM_MODE_MINOR];
+	if (!miss->err || !minor->err) {
+		printf("guest_memfd: lazy on this kernel (userfaultfd on guest_memfd: MISSING %s, "
+		       "MINOR %s): restore and migrate-recv with --backing gmem serve pages on "
+		       "demand\n", miss->err ? "no" : "yes", minor->err ? "no" : "yes");
+		return;
+	}
+	struct lvm_mem *mem = NULL;
+	struct lvm_mem_opts o = { .backing = LVM_BACKING_GMEM, .size = 4096, .kvm_vm_fd = -1 };
+	int ret = lvm_mem_create(&o, &mem);
+	lvm_mem_destroy(mem);
+	if (ret) {
+		printf("guest_memfd: unavailable on this kernel (KVM_CREATE_GUEST_MEMFD with "
+		       "MMAP|INIT_SHARED, then mmap: %s; needs KVM and Linux 6.18+): "
+		       "--backing gmem fails\n", strerror(-ret));
+		return;
+	}
+	printf("guest_memfd: eager on this kernel (UFFDIO_REGISTER on guest_memfd fails: no "
+	       "userfaultfd for guest_memfd): --backing gmem loads all guest memory before "
+	       "the guest runs.\n  Lazy guest_memfd needs a kernel with the patches \"KVM: "
+	       "guest_memfd: implement userfaultfd operations\" (not in any release up to "
+	       "Linux 7.3;\n  shared/gmem-kernel/ builds one and make check-gmem tests on "
+	       "it)\n");
+}
+
 int cmd_probe(int argc, char **argv)
 {
 	int json = 0;
@@ -74,11 +107,7 @@ int cmd_probe(int argc, char **argv)
 		}
 		printf("\n");
 	}
-	struct lvm_probe g;
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &g);
-	printf("\nguest_memfd: %s\n", g.err ?
-	       "served eagerly on this kernel (no userfaultfd on guest_memfd; needs the "
-	       "'KVM: guest_memfd: implement userfaultfd operations' series)" :
-	       "served lazily (userfaultfd on guest_memfd is available)");
+	printf("\n");
+	probe_print_gmem_verdict(p[LVM_BACKING_GMEM]);
 	return 0;
 }

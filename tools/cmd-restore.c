@@ -105,8 +105,9 @@ int cmd_restore(int argc, char **argv)
 	vm_restore_stats(rs, &st.engine);
 	vm_stats_add(&st, "vm_create_done_us", "%.1f",
 		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
-	if (vo.stats_json && vm_stats_write(vo.stats_json, &st))
-		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(errno));
+	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
+	if (wret)
+		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));
 	vm_restore_close(rs);
 	return status;
 }

@@ -93,7 +93,7 @@ static int run_guest(struct vmm *vm, const struct run_opts *o, struct vm_stats *
 		ret = o->live ? vm_snapshot_live(vm, o->snapshot, &info, err, sizeof(err))
 			      : vm_snapshot_take(vm, o->snapshot, &info, err, sizeof(err));
 		if (ret)
-			return cli_fail(ret == -ENOSPC ? 1 : 1, "run", "snapshot %s: %s", o->snapshot, err);
+			return cli_fail(1, "run", "snapshot %s: %s", o->snapshot, err);
 		if (!o->live)
 			return 0;
 	}
@@ -134,8 +134,9 @@ int cmd_run(int argc, char **argv)
 	if (vm)
 		st.first_entry_ns = vmm_first_entry_ns(vm);
 	st.end_ns = vm_now_ns();
-	if (o.vm.stats_json && vm_stats_write(o.vm.stats_json, &st))
-		ret = cli_fail(1, "run", "%s: %s", o.vm.stats_json, strerror(errno));
+	int wret = o.vm.stats_json ? vm_stats_write(o.vm.stats_json, &st) : 0;
+	if (wret)
+		ret = cli_fail(1, "run", "%s: %s", o.vm.stats_json, strerror(-wret));
 	vmm_destroy(vm);
 	hugetlb_release(&res);
 	return ret;

@@ -60,6 +60,25 @@ static int vmm_open_kvm(struct vmm *vm, char *err, size_t errlen)
 	return x86_vm_init(vm, err, errlen);
 }
 
+struct memslot_job {
+	int vm_fd;
+	struct kvm_userspace_memory_region slot;
+	int err;
+};
+
+static void *vmm_memslot_thread(void *arg)
+{
+	struct memslot_job *j = arg;
+	j->err = ioctl(j->vm_fd, KVM_SET_USER_MEMORY_REGION, &j->slot) ? errno : 0;
+	return NULL;
+}
+
+/*
+ * The memory and its memslot.  Installing a memslot waits for an SRCU grace
+ * period (~8 ms on this nested host, whatever the size): it runs on its own
+ * thread while the vCPUs are created (they take other locks), which is most
+ * of what a restore waits for before its first instruction.
+ */
 static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t errlen)
 {
 	struct lvm_mem_opts mo = { .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
@@ -69,17 +88,24 @@ static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t 
 			 (unsigned long long)(vm->mem_size >> 20), strerror(-ret));
 		return ret;
 	}
-	struct kvm_userspace_memory_region slot = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = vm->mem_size,
-		.userspace_addr = (uint64_t)(uintptr_t)lvm_mem_addr(vm->mem),
+	struct memslot_job j = {
+		.vm_fd = vm->vm_fd,
+		.slot = { .slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem_size,
+			  .userspace_addr = (uint64_t)(uintptr_t)lvm_mem_addr(vm->mem) },
 	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot)) {
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-		return -errno;
+	pthread_t t;
+	bool threaded = pthread_create(&t, NULL, vmm_memslot_thread, &j) == 0;
+	if (!threaded)
+		vmm_memslot_thread(&j);
+	for (unsigned i = 0; !ret && i < vm->nvcpus; i++)
+		ret = vcpu_create(vm, i, err, errlen);
+	if (threaded)
+		pthread_join(t, NULL);
+	if (!ret && j.err) {
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(j.err));
+		ret = -j.err;
 	}
-	return 0;
+	return ret;
 }
 
 int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t errlen)
@@ -112,8 +138,6 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 		ret = vmm_open_kvm(vm, err, errlen);
 	if (!ret)
 		ret = vmm_add_memory(vm, o->backing, err, errlen);
-	for (unsigned i = 0; !ret && i < vm->nvcpus; i++)
-		ret = vcpu_create(vm, i, err, errlen);
 	if (ret) {
 		vmm_destroy(vm);
 		return ret;

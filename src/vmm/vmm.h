@@ -64,6 +64,11 @@ int vmm_start(struct vmm *vm);
 /*
  * Bring every vCPU out of KVM_RUN and keep it out (immediate_exit + signal);
  * on return guest memory and vCPU state are quiescent.  Idempotent.
+ * A vCPU waiting for a userfaultfd page on a guest data access leaves at
+ * once (the wait is interruptible; tests/vmm-pause.c).  One blocked inside
+ * the kernel's own read of guest memory — on this nested (PVM, shadow
+ * paging) KVM: a guest page-table walk or an emulated instruction fetch —
+ * waits killably only, so the pause completes when that page is served.
  */
 int vmm_pause(struct vmm *vm);
 int vmm_resume(struct vmm *vm);
