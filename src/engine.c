@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "thread-latency.h"
 
 #define DEFAULT_FILL_CHUNK (512u << 10)
 /* Background installs happen in pieces this big so a thread waiting to read
@@ -285,6 +286,7 @@ void *engine_handler_thread(void *arg)
 	struct worker *w = arg;
 	struct lvm_engine *e = w->e;
 
+	thread_set_latency_critical();	/* a faulting vCPU waits for us */
 	while (handler_wait(e)) {
 		atomic_fetch_add(&e->demand_active, 1);
 		engine_drain_events(e, w);

@@ -18,6 +18,7 @@
 #include "histogram.h"
 #include "migrate-wire.h"
 #include "migrate.h"
+#include "thread-latency.h"
 
 #define BUF_CAP (MIG_MAX_STATE + 64)
 
@@ -123,7 +124,8 @@ static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, boo
 		ret = lvm_mem_write(d->mem, off, src, d->lim.unit);
 		if (!ret && !atomic_exchange(&d->have[u], 1)) {
 			atomic_fetch_add(&d->n_pre, 1);
-			atomic_fetch_add(&d->nhave, 1);
+			if (atomic_fetch_add(&d->nhave, 1) + 1 == d->nunits)
+				dst_wake(d);	/* dst_fetch_all waits for this */
 		}
 	} else {
 		if (atomic_exchange(&d->have[u], 1))
@@ -166,6 +168,7 @@ static void *dst_request_reader(void *arg)
 {
 	struct mig_dst *d = arg;
 	uint8_t *buf = malloc(MIG_MAX_DATA + 64);
+	thread_set_latency_critical();	/* answers a blocked vCPU waits for */
 	char why[160];
 	for (;;) {
 		struct mig_msg m;
@@ -372,8 +375,13 @@ static int dst_apply_discard(struct mig_dst *d, const uint8_t *bm)
 /* Without userfaultfd on this backing: fetch everything before the VM runs. */
 static int dst_fetch_all(struct mig_dst *d)
 {
-	for (uint64_t u = 0; u < d->nunits; u += 64) {
-		uint64_t n = d->nunits - u < 64 ? d->nunits - u : 64;
+	uint64_t batch = MIG_MAX_DATA / d->lim.unit ? MIG_MAX_DATA / d->lim.unit : 1;
+	for (uint64_t u = 0, n; u < d->nunits; u += n) {	/* runs of missing units */
+		n = 1;
+		if (atomic_load(&d->have[u]))
+			continue;
+		while (n < batch && u + n < d->nunits && !atomic_load(&d->have[u + n]))
+			n++;
 		dst_get(d, u * d->lim.unit, n * d->lim.unit, NULL, NULL);
 	}
 	while (atomic_load(&d->nhave) < d->nunits) {

@@ -17,6 +17,7 @@
 #include "migrate-wire.h"
 #include "migrate.h"
 #include "progress.h"
+#include "thread-latency.h"
 #include "wp.h"
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
@@ -116,6 +117,7 @@ static void *src_request_server(void *arg)
 {
 	struct mig_src *s = arg;
 	uint8_t buf[64];
+	thread_set_latency_critical();	/* ahead of the push, on the CPU too */
 	char why[160];
 	for (;;) {
 		struct mig_msg m;

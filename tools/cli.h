@@ -20,6 +20,8 @@ int cmd_fc_serve(int argc, char **argv);
 
 /* "4096", "64K", "256M", "1G" -> bytes; -EINVAL on junk. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* A decimal number in [0, max]; 0 or -EINVAL. */
+int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* Print "lazyvm <cmd>: <message>\n" to stderr; returns status. */
 int cli_fail(int status, const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

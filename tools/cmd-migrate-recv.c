@@ -67,7 +67,7 @@ static int recv_parse_opt(struct recv_opts *o, const char *opt, const char *val)
 		o->dst.listen = val;
 		return 0;
 	}
-	if (migrate_parse_uint(val, max[k], &v) || (k == 1 && !v))
+	if (cli_parse_uint(val, max[k], &v) || (k == 1 && !v))
 		return cli_fail(EXIT_USAGE, "migrate-recv", "%s: bad value '%s'", opt, val);
 	if (k == 1)
 		o->dst.recover_timeout_s = (unsigned)v;

@@ -37,7 +37,5 @@ int run_migrate(struct vmm *vm, const struct run_migrate_opts *o, struct vm_stat
 
 /* Add the migration members to a --stats-json report. */
 void migrate_stats_add(struct vm_stats *st, const struct mig_stats *m);
-/* A decimal option value in [0, max]; 0 or -EINVAL. */
-int migrate_parse_uint(const char *s, unsigned long max, unsigned long *out);
 
 #endif

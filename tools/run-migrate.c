@@ -29,17 +29,6 @@ void run_migrate_opts_init(struct run_migrate_opts *o)
 	o->recover_timeout_s = 60;
 }
 
-int migrate_parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i)
 {
 	static const char *const opts[] = { "--migrate-to", "--migrate-after-ms",
@@ -60,7 +49,7 @@ int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i)
 		o->to = val;
 		return 1;
 	}
-	if (migrate_parse_uint(val, max[k], &v) || (k == 3 && !v))
+	if (cli_parse_uint(val, max[k], &v) || (k == 3 && !v))
 		return cli_fail(EXIT_USAGE, "run", "%s: bad value '%s'", opts[k], val);
 	if (k == 1)
 		o->after_ms = v;

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* A short scheduler slice for latency-critical threads (see the header). */
+#include <sched.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "thread-latency.h"
+
+#define LATENCY_SLICE_NS 100000ull	/* the kernel's minimum custom slice */
+
+/* uapi struct sched_attr (linux/sched/types.h clashes with <sched.h>). */
+struct lvm_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+void thread_set_latency_critical(void)
+{
+	struct lvm_sched_attr a = {
+		.size = sizeof(a),
+		.sched_policy = SCHED_OTHER,
+		.sched_runtime = LATENCY_SLICE_NS,
+	};
+	(void)syscall(SYS_sched_setattr, 0, &a, 0);
+}
