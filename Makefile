@@ -112,12 +112,15 @@ demo: all
 bench: all
 	@echo "benchmarks built in $(BUILD)/bench/; run them one by one (see bench/README.md)"
 
-fuzz:
+# The library's C sources are recompiled with the fuzzer's instrumentation;
+# its assembly (the embedded guest images) is linked as built.
+LIB_ASM_OBJS := $(LIB_ASM:%.S=$(BUILD)/%.o)
+fuzz: $(LIB_ASM_OBJS)
 	@mkdir -p $(BUILD)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
 	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
 	    $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD) -DLVM_FUZZING || exit 1; done
 
 check-gmem: all
