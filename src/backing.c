@@ -243,14 +243,16 @@ int backing_alias(struct lvm_mem *mem, uint8_t **alias)
 
 int backing_remove(struct lvm_mem *mem, uint64_t off, uint64_t len)
 {
-	if (mem->fd >= 0 && mem->ops->kind != LVM_BACKING_GMEM) {
+	/* File-backed (memfd, hugetlb, guest_memfd): punch the page cache;
+	 * truncation also zaps every mapping of those pages, so the next access
+	 * faults again.  Not MADV_REMOVE: kernels built without
+	 * CONFIG_ADVISE_SYSCALLS (tinyconfig, the gmem test kernel) lack
+	 * madvise(), and fallocate() is what MADV_REMOVE does underneath. */
+	if (mem->fd >= 0) {
 		if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)off, (off_t)len))
 			return -errno;
 		return 0;
 	}
-	/* anon; guest_memfd punches holes through the same fallocate, but its
-	 * mapping must be zapped too, which MADV_REMOVE does for both. */
-	int advice = mem->fd >= 0 ? MADV_REMOVE : MADV_DONTNEED;
-	return madvise((uint8_t *)mem->addr + off, len, advice) ? -errno : 0;
+	return madvise((uint8_t *)mem->addr + off, len, MADV_DONTNEED) ? -errno : 0;
 }

@@ -22,6 +22,9 @@
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
 #define WP_CHUNK (64u << 10)
+/* A cut while waiting for READY: the VM is stopped here, so try to resume
+ * only briefly before running it here again. */
+#define SRC_READY_RECOVER_S 10
 
 struct mig_src {
 	const struct mig_src_opts *o;
@@ -408,16 +411,16 @@ static int src_push(struct mig_src *s, bool *done)
 /* Reconnect after a cut (with backoff), learn what the destination has,
  * resume.  0, or 1 when the destination already has everything;
  * *go_needed: the destination is still waiting for GO. */
-static int src_recover(struct mig_src *s, uint64_t deadline, bool *go_needed)
+static int src_recover(struct mig_src *s, unsigned timeout_s, bool *go_needed)
 {
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_s * 1000000000ull;
 	unsigned backoff_ms = 50;
 	char why[200] = "";
 	for (;;) {
 		src_close_link(s);
 		if (now_ns(CLOCK_MONOTONIC) > deadline)
 			return src_fail(s, -ETIMEDOUT, "lost the destination %s and could not "
-					"reconnect within %u s (last: %s)", s->o->addr,
-					s->o->recover_timeout_s ? s->o->recover_timeout_s : 60, why);
+					"reconnect within %u s (last: %s)", s->o->addr, timeout_s, why);
 		struct mig_hello_ack ack;
 		int fd = src_open_channel(s, MIG_CH_MAIN, true, &ack, why, sizeof(why));
 		if (fd == -ECONNABORTED)	/* the destination has given up */
@@ -457,7 +460,7 @@ static int src_recover(struct mig_src *s, uint64_t deadline, bool *go_needed)
 /* From GO on the VM lives at the destination: only ever recover, never resume. */
 static int src_postcopy(struct mig_src *s)
 {
-	uint64_t timeout = (s->o->recover_timeout_s ? s->o->recover_timeout_s : 60) * 1000000000ull;
+	unsigned timeout_s = s->o->recover_timeout_s ? s->o->recover_timeout_s : 60;
 	bool done = false, go = true;
 	for (;;) {
 		int ret = go ? mig_send(s->main_fd, MIG_GO, NULL, 0, NULL, 0) : 0;
@@ -468,7 +471,7 @@ static int src_postcopy(struct mig_src *s)
 			return 0;
 		if (ret == -EPROTO || ret == -ECONNABORTED)
 			return ret;
-		ret = src_recover(s, now_ns(CLOCK_MONOTONIC) + timeout, &go);
+		ret = src_recover(s, timeout_s, &go);
 		if (ret)
 			return ret > 0 ? 0 : ret;
 	}
@@ -490,7 +493,7 @@ static int src_wait_ready(struct mig_src *s)
 		return src_fail(s, -EPROTO, "waiting for READY: %s",
 				ret ? why : mig_type_name(m.type));
 	bool go = false;
-	ret = src_recover(s, now_ns(CLOCK_MONOTONIC) + 10000000000ull, &go);
+	ret = src_recover(s, SRC_READY_RECOVER_S, &go);
 	if (!ret && !go)
 		ret = src_fail(s, -EPROTO, "the destination resumed past READY without GO");
 	return ret > 0 ? -EPROTO : ret;

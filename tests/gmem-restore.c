@@ -40,15 +40,6 @@ static bool run_cli(const char *const *args, const char *what, uint64_t *result)
 	return !st && have;
 }
 
-/* The number after "key": in a --stats-json file; -1 if absent. */
-static long long stats_num(const char *json, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	const char *p = strstr(json, pat);
-	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-}
-
 static bool stats_mode_is(const char *json, const char *mode)
 {
 	char pat[64];
@@ -73,8 +64,9 @@ static void restore(const char *dir, const char *mode, uint64_t want)
 	bool ran = run_cli(args, what, &got);
 	vmtest_slurp(json_path, json, sizeof(json));
 	unlink(json_path);
-	long long faults = stats_num(json, "faults"), demand = stats_num(json, "pages_demand");
-	long long background = stats_num(json, "pages_background");
+	long long faults = vmtest_json_int(json, "faults");
+	long long demand = vmtest_json_int(json, "pages_demand");
+	long long background = vmtest_json_int(json, "pages_background");
 	/* Without the background fill every page came from a vCPU fault. */
 	bool lazy = mode ? stats_mode_is(json, mode) && faults > 0 && demand > 0 && background == 0
 			 : !stats_mode_is(json, "eager") && faults > 0 && demand > 0;

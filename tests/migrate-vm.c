@@ -40,42 +40,6 @@ static void on_alarm(int sig)
 	_exit(1);
 }
 
-/* Start `lazyvm args` with stdout/stderr into tmp/<name>.{out,err}; fd 3 of
- * the child is ready_fd when >= 0. */
-static pid_t spawn(const char *name, const char *const *args, int ready_fd)
-{
-	char out[512], err[512];
-	snprintf(out, sizeof(out), "%s/%s.out", tmp, name);
-	snprintf(err, sizeof(err), "%s/%s.err", tmp, name);
-	const char *argv[40];
-	int n = 0;
-	argv[n++] = vmtest_cli();
-	for (; args[n - 1] && n < 39; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
-		    (ready_fd >= 0 && dup2(ready_fd, 3) < 0))
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int reap(pid_t *pid)
-{
-	int st = 0;
-	if (*pid > 0 && waitpid(*pid, &st, 0) != *pid)
-		st = -1;
-	*pid = -1;
-	return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void slurp(const char *name, char *buf, size_t len)
 {
 	char path[512];
@@ -92,7 +56,7 @@ static int start_receiver(const char *backing, const char *stats)
 	const char *args[] = { "migrate-recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
 			       "--backing", backing, "--recover-timeout", "30", "--stats-json",
 			       stats, NULL };
-	children[0] = spawn("dst", args, p[1]);
+	children[0] = vmtest_spawn(tmp, "dst", args, p[1]);
 	close(p[1]);
 	char line[32] = "";
 	ssize_t n = read(p[0], line, sizeof(line) - 1);
@@ -101,15 +65,6 @@ static int start_receiver(const char *backing, const char *stats)
 	if (port <= 0)
 		tap_bail("migrate-recv did not start");
 	return port;
-}
-
-/* The integer member key of the JSON in buf; -1 when absent. */
-static long long json_int(const char *buf, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	const char *p = strstr(buf, pat);
-	return p ? atoll(p + strlen(pat)) : -1;
 }
 
 struct outcome {
@@ -134,9 +89,9 @@ static void migrate_vm(const char *backing, const char *rounds, const uint64_t *
 			       "--migrate-to", addr, "--migrate-after-ms", "100",
 			       "--precopy-rounds", rounds, "--recover-timeout", "30",
 			       "--stats-json", sstats, NULL };
-	children[1] = spawn("src", args, -1);
-	r->src_status = reap(&children[1]);
-	r->dst_status = reap(&children[0]);
+	children[1] = vmtest_spawn(tmp, "src", args, -1);
+	r->src_status = vmtest_reap(&children[1]);
+	r->dst_status = vmtest_reap(&children[0]);
 	if (ncuts)
 		proxy_stop(&px);
 
@@ -147,14 +102,15 @@ static void migrate_vm(const char *backing, const char *rounds, const uint64_t *
 	slurp("src.out", out, sizeof(out));
 	r->src_no_result = !vmtest_result(out, &got);
 	slurp("dst.json", js, sizeof(js));
-	r->reconnects = json_int(js, "reconnects");
-	r->pages_total = json_int(js, "pages_precopy") + json_int(js, "pages_postcopy_push") +
-			 json_int(js, "pages_postcopy_request");
+	r->reconnects = vmtest_json_int(js, "reconnects");
+	r->pages_total = vmtest_json_int(js, "pages_precopy") +
+			 vmtest_json_int(js, "pages_postcopy_push") +
+			 vmtest_json_int(js, "pages_postcopy_request");
 	tap_diag("dst: total %lld ms, downtime %lld ms, rounds %lld, pages precopy %lld push %lld "
-		 "request %lld, reconnects %lld", json_int(js, "total_ms"),
-		 json_int(js, "downtime_ms"), json_int(js, "precopy_rounds"),
-		 json_int(js, "pages_precopy"), json_int(js, "pages_postcopy_push"),
-		 json_int(js, "pages_postcopy_request"), r->reconnects);
+		 "request %lld, reconnects %lld", vmtest_json_int(js, "total_ms"),
+		 vmtest_json_int(js, "downtime_ms"), vmtest_json_int(js, "precopy_rounds"),
+		 vmtest_json_int(js, "pages_precopy"), vmtest_json_int(js, "pages_postcopy_push"),
+		 vmtest_json_int(js, "pages_postcopy_request"), r->reconnects);
 	if (r->src_status || r->dst_status || !r->dst_result_ok) {
 		slurp("src.err", err, sizeof(err));
 		tap_diag("source exit %d: %s", r->src_status, err);
@@ -180,7 +136,7 @@ static void bad_stream(const char *name, const void *bytes, size_t len, const ch
 	if (fd < 0 || write(fd, bytes, len) != (ssize_t)len)
 		tap_bail("connect/write");
 	shutdown(fd, SHUT_WR);
-	int st = reap(&children[0]);
+	int st = vmtest_reap(&children[0]);
 	close(fd);
 	static char err[4096];
 	slurp("dst.err", err, sizeof(err));

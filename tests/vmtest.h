@@ -8,10 +8,12 @@
 #define LAZYVM_VMTEST_H
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +75,59 @@ static inline int vmtest_exec(const char *tmpdir, const char *const *args, char 
 	unlink(opath);
 	unlink(epath);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * Start `lazyvm args...` (NULL-terminated) in the background with stdout and
+ * stderr in tmpdir/<name>.out and .err, and ready_fd as its fd 3 when >= 0.
+ * The child dies with the test (PR_SET_PDEATHSIG), so a test killed by its
+ * watchdog leaves no lazyvm behind.  The pid, or -1.
+ */
+static inline pid_t vmtest_spawn(const char *tmpdir, const char *name, const char *const *args,
+				 int ready_fd)
+{
+	char out[512], err[512];
+	snprintf(out, sizeof(out), "%s/%s.out", tmpdir, name);
+	snprintf(err, sizeof(err), "%s/%s.err", tmpdir, name);
+	const char *argv[40];
+	int n = 0;
+	argv[n++] = vmtest_cli();
+	for (; args[n - 1] && n < 39; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid_t parent = getpid();
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent ||
+		    o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
+		    (ready_fd >= 0 && dup2(ready_fd, 3) < 0))
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait for *pid (then -1): its exit status, 128+signal, or -1. */
+static inline int vmtest_reap(pid_t *pid)
+{
+	int st = 0;
+	if (*pid > 0 && waitpid(*pid, &st, 0) != *pid)
+		st = -1;
+	*pid = -1;
+	return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The integer member "key": N of a --stats-json file's text; -1 when absent. */
+static inline long long vmtest_json_int(const char *json, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(json, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
 /* The value of the last "RESULT <hex>" line in out; false if none. */

@@ -6,6 +6,9 @@
 B=$1; shift
 export LAZYVM="$B/lazyvm" LAZYVM_BUILD="$B"
 cd /tmp || exit 1
+# Loopback for the tests that talk TCP to 127.0.0.1 (migration): the guest's
+# init brings up no network.
+ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null
 echo "@@@ gmem-runner start $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)" \
      "kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
 # The probe matrix as this kernel sees it (diagnostics on the host side), and

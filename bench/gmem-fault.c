@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guest_memfd fault cost, MISSING (UFFDIO_COPY) vs MINOR (write through the
+ * alias, then UFFDIO_CONTINUE), against the no-userfaultfd floor (first touch
+ * of a fresh guest_memfd page), measured in the same run: a toucher reads one
+ * byte of every page of the region in order, one engine handler thread, one
+ * page per fault.  Needs a kernel with userfaultfd for guest_memfd: run it in
+ * the test kernel with `tools/check-gmem.sh build $PWD/build/bench/gmem-fault`.
+ * Usage: gmem-fault [MiB=8] [repeats=5]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#include "bench.h"
+#include "lazyvm.h"
+#include "../tests/testlib.h"
+
+static uint64_t region;
+static char file_path[64];
+static int vm_fd = -1;
+
+static double touch_all(volatile uint8_t *mem)
+{
+	uint8_t sink = 0;
+	double t0 = bench_now_us();
+	for (uint64_t off = 0; off < region; off += 4096)
+		sink += mem[off];
+	(void)sink;
+	return (bench_now_us() - t0) / (double)(region / 4096);
+}
+
+/* us per page; m < 0: no userfaultfd (the floor). */
+static double run(int m, int handler_cpu, int toucher_cpu)
+{
+	struct lvm_mem *mem = NULL;
+	struct lvm_source *src = NULL;
+	struct lvm_engine *e = NULL;
+	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = region, .kvm_vm_fd = vm_fd };
+	struct lvm_engine_opts o;
+	lvm_engine_opts_init(&o);
+	o.threads = 1;
+	if (lvm_mem_create(&mo, &mem))
+		exit(1);
+	if (m >= 0 && (lvm_source_file_open(file_path, 0, &src) || lvm_engine_create(&o, &e) ||
+		       lvm_engine_add_mem(e, mem, (enum lvm_mode)m, src, 0) < 0))
+		exit(1);
+	bench_pin(handler_cpu);
+	if (e)
+		lvm_engine_start(e);
+	bench_pin(toucher_cpu);
+	double us = touch_all(lvm_mem_addr(mem));
+	lvm_engine_destroy(e);
+	lvm_source_destroy(src);
+	lvm_mem_destroy(mem);
+	return us;
+}
+
+static int vm_create(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return -errno;
+	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	int err = errno;
+	close(kvm);
+	return vm < 0 ? -err : vm;
+}
+
+int main(int argc, char **argv)
+{
+	region = (uint64_t)(argc > 1 ? atoi(argv[1]) : 8) << 20;
+	int reps = argc > 2 ? atoi(argv[2]) : 5;
+	if (reps < 1 || reps > 64 || !region) {
+		fprintf(stderr, "usage: gmem-fault [MiB=8] [repeats=5 (1..64)]\n");
+		return 64;
+	}
+	struct lvm_probe p;
+	for (int m = LVM_MODE_MISSING; m <= LVM_MODE_MINOR; m++) {
+		lvm_probe(LVM_BACKING_GMEM, (enum lvm_mode)m, &p);
+		if (p.err) {
+			printf("gmem-fault: gmem x %s not lazy on this kernel (%s): nothing to measure\n",
+			       lvm_mode_name((enum lvm_mode)m), p.reason);
+			return 0;
+		}
+	}
+	vm_fd = vm_create();
+	if (vm_fd < 0 || pattern_file(region, file_path, sizeof(file_path)) < 0) {
+		fprintf(stderr, "gmem-fault: KVM VM or pattern file: %s\n", strerror(-vm_fd));
+		return 1;
+	}
+	static const struct { const char *name; int hcpu, tcpu; } place[] = {
+		{ "same CPU (both pinned to CPU 0)", 0, 0 },
+		{ "cross CPU (handler 1, toucher 0)", 1, 0 },
+	};
+	printf("gmem-fault: %llu MiB guest_memfd, 4 KiB read faults from userspace, %d repeats\n",
+	       (unsigned long long)(region >> 20), reps);
+	run(LVM_MODE_MISSING, -1, -1);	/* warm-up */
+	for (size_t i = 0; i < sizeof(place) / sizeof(place[0]); i++) {
+		double floor_us[64], miss[64], minor[64], r_miss[64], r_minor[64], r_mm[64];
+		for (int r = 0; r < reps; r++) {	/* paired: floor, MISSING, MINOR, ... */
+			floor_us[r] = run(-1, place[i].hcpu, place[i].tcpu);
+			miss[r] = run(LVM_MODE_MISSING, place[i].hcpu, place[i].tcpu);
+			minor[r] = run(LVM_MODE_MINOR, place[i].hcpu, place[i].tcpu);
+			r_miss[r] = miss[r] / floor_us[r];
+			r_minor[r] = minor[r] / floor_us[r];
+			r_mm[r] = minor[r] / miss[r];
+		}
+		bench_pin(-1);
+		printf("\n%s\n", place[i].name);
+		bench_header();
+		bench_row("no uffd (floor), us per first touch", "us", floor_us, reps);
+		bench_row("MISSING (COPY), us per fault", "us", miss, reps);
+		bench_row("MINOR (alias write + CONTINUE), us/fault", "us", minor, reps);
+		bench_row("ratio MISSING / floor", "x", r_miss, reps);
+		bench_row("ratio MINOR / floor", "x", r_minor, reps);
+		bench_row("ratio MINOR / MISSING", "x", r_mm, reps);
+	}
+	return 0;
+}
