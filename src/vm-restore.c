@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "fc.h"
@@ -65,9 +66,9 @@ static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_rest
 {
 	if (!o->backing_set)
 		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
-	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING)) {
-		snprintf(err, errlen, "--uffd-socket: the page server fills memory on demand "
-			 "(MISSING); --eager and --mode minor do not apply");
+	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file) {
+		snprintf(err, errlen, "--uffd-socket: the page server has the memory and fills "
+			 "it on demand (MISSING); --eager, --mode minor and --memory-file do not apply");
 		return -EINVAL;
 	}
 	if (rs->backing != LVM_BACKING_ANON && rs->backing != LVM_BACKING_HUGETLB) {
@@ -119,8 +120,18 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		ret = meta_u64(rs->r, "vcpus", &vcpus, err, errlen);
 	if (ret)
 		return ret;
-	if (mem != snapshot_mem_size(rs->r) || !vcpus || vcpus > VMM_MAX_VCPUS) {
-		snprintf(err, errlen, "snapshot state: metadata does not match the memory file");
+	struct stat st;
+	uint64_t have = snapshot_mem_size(rs->r);
+	if (o->memory_file && stat(o->memory_file, &st)) {
+		snprintf(err, errlen, "%s: %s", o->memory_file, strerror(errno));
+		return -errno;
+	}
+	if (o->memory_file)
+		have = (uint64_t)st.st_size;
+	if (mem != have || !vcpus || vcpus > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
+			 "the memory file (%llu bytes)", (unsigned long long)mem,
+			 (unsigned long long)have);
 		return -EBADMSG;
 	}
 	rs->backing = o->backing;
@@ -208,9 +219,9 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
 		if (ret) {
+			uint32_t cs = snapshot_chunk_size(rs->r);	/* 0: a flat image */
 			snprintf(err, errlen, "memory at 0x%llx (chunk %llu): %s",
-				 (unsigned long long)off,
-				 (unsigned long long)(off / snapshot_chunk_size(rs->r)),
+				 (unsigned long long)off, (unsigned long long)(cs ? off / cs : 0),
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
@@ -225,13 +236,14 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	return ret;
 }
 
-/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which). */
 static void restore_on_server_lost(void *ctx, const char *msg)
 {
 	struct vm_restore *rs = ctx;
 	vmm_abort(rs->vm, msg);
 }
 
+/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which),
+ * or let the page server on --uffd-socket serve it. */
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
@@ -242,7 +254,8 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		/* err names the cause; the snapshot itself is fine (not exit 2). */
 		return ret == -ENOENT ? -ECONNREFUSED : ret;
 	}
-	int ret = snapshot_memory_source(rs->r, &rs->src);
+	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
+				 : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
 		struct lvm_source *inner = rs->src;
 		rs->src = NULL;
@@ -265,7 +278,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		return -ENOMEM;
 	rs->res.old_nr = -1;
 	rs->mode = "";
-	int ret = snapshot_open(dir, &rs->r, err, errlen);
+	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
+				 : snapshot_open(dir, &rs->r, err, errlen);
 	if (!ret)
 		ret = restore_create_vm(rs, o, err, errlen);
 	if (!ret)

@@ -140,11 +140,11 @@ static void refused(uint64_t want)
 	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
 			       "--iterations", ITERS, "--vcpus", "2", "--migrate-to", addr,
 			       "--migrate-after-ms", "100", NULL };
-	children[1] = spawn("src", args, -1);
+	children[1] = vmtest_spawn(tmp, "src", args, -1);
 	int c = accept(lfd, NULL, NULL);
 	close(c);
 	close(lfd);
-	int st = reap(&children[1]);
+	int st = vmtest_reap(&children[1]);
 	static char out[16384], err[4096];
 	uint64_t got = 0;
 	slurp("src.out", out, sizeof(out));

@@ -18,11 +18,13 @@
 static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
-		"                      [--no-background] [--fault-around SIZE] [--stats-json FILE]\n"
-		"                      [--uffd-socket PATH]\n"
+		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
+		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
+		"  --memory-file IMAGE  guest memory from a flat image (Firecracker style);\n"
+		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
@@ -55,6 +57,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 			ro->eager = true;
 		else if (!strcmp(argv[i], "--no-background"))
 			ro->no_background = true;
+		else if (!strcmp(argv[i], "--memory-file") && i + 1 < argc)
+			ro->memory_file = argv[++i];
 		else if (!strcmp(argv[i], "--fault-around") && i + 1 < argc) {
 			uint64_t n;
 			if (cli_parse_size(argv[++i], &n) || n > (64u << 20))
