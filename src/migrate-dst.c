@@ -692,6 +692,8 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 		ret = dst_postcopy(d);
 	}
 	free(state);
+	if (ret)	/* every failure is reported, even one without context */
+		dst_fail(d, ret, "migration failed: %s", strerror(-ret));
 	if (ret && started && d->e)	/* the VM runs: never leave a vCPU waiting forever */
 		lvm_engine_fail(d->e, d->src, 0, d->lim.mem_size, ret);
 	dst_fill_stats(d, stats, t0, started);

@@ -553,6 +553,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		fputc('\n', stderr);
 	if (s.wp)
 		wp_tracker_stop(s.wp);
+	if (ret)	/* every failure is reported, even one without context */
+		src_fail(&s, ret, "%s", strerror(-ret));
 	if (!gone) {
 		if (paused)
 			vm->resume(vm->ctx);
