@@ -239,7 +239,7 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	struct vm_restore *rs = calloc(1, sizeof(*rs));
 	if (!rs)
 		return -ENOMEM;
-	rs->res.old_nr = -1;
+	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
 	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
 				 : snapshot_open(dir, &rs->r, err, errlen);
