@@ -544,10 +544,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		src_fail(&s, ret, "sending the stale set: %s", strerror(-ret));
 	if (!ret && (ret = src_send_state(&s)))
 		src_fail(&s, ret, "sending the VM state: %s", strerror(-ret));
-	/* The VM is stopped, nothing writes: end tracking while the destination
-	 * loads the state (off the downtime's critical path). */
-	wp_tracker_stop(s.wp);
-	s.wp = NULL;
+	/* The tracker stays until the end: unprotecting and unregistering all of
+	 * memory takes long on a big guest, and the stopped VM writes nothing. */
 	if (!ret)
 		ret = src_wait_ready(&s);
 	if (!ret) {
