@@ -45,11 +45,13 @@ int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 	long nr = read_long(HP_DIR "nr_hugepages");
 	if (nr < 0)
 		return (int)nr;
-	int ret = write_long(HP_DIR "nr_hugepages", nr + (pages - free_now));
+	long want = pages - free_now;
+	int ret = write_long(HP_DIR "nr_hugepages", nr + want);
 	if (ret)
 		return ret;
-	if (r->old_nr < 0)
-		r->old_nr = nr;
+	/* Count what the kernel really added (it may find fewer pages). */
+	long now = read_long(HP_DIR "nr_hugepages");
+	r->added += now > nr ? now - nr : 0;
 	/* The kernel grants what it can find contiguous; check, don't trust. */
 	if (hugetlb_free_pages() < pages) {
 		hugetlb_release(r);
@@ -60,7 +62,10 @@ int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 
 void hugetlb_release(struct hugetlb_reservation *r)
 {
-	if (r->old_nr >= 0)
-		write_long(HP_DIR "nr_hugepages", r->old_nr);
-	r->old_nr = -1;
+	if (r->added > 0) {
+		long nr = read_long(HP_DIR "nr_hugepages");
+		if (nr >= 0)
+			write_long(HP_DIR "nr_hugepages", nr > r->added ? nr - r->added : 0);
+	}
+	r->added = 0;
 }

@@ -6,16 +6,18 @@
 #include <stdbool.h>
 
 struct hugetlb_reservation {
-	long old_nr;	/* nr_hugepages before we raised it; -1: untouched */
+	long added;	/* pages this reservation added to nr_hugepages */
 };
-#define HUGETLB_RESERVATION_INIT { -1 }
+#define HUGETLB_RESERVATION_INIT { 0 }
 
 /* Free 2 MiB pages in the pool, or -errno. */
 long hugetlb_free_pages(void);
 /* Make sure `pages` free 2 MiB pages exist, raising nr_hugepages if needed
  * (root).  -ENOMEM when the kernel could not find them. */
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r);
-/* Restore nr_hugepages if hugetlb_reserve raised it. */
+/* Take back the pages hugetlb_reserve added.  Relative, not a restore of
+ * the old value: several processes (tests, restores) may borrow from the
+ * pool at once, and one giving back must not shrink what another holds. */
 void hugetlb_release(struct hugetlb_reservation *r);
 
 #endif

@@ -130,7 +130,9 @@ static int reader_load_state(struct snap_reader *r, const char *path, char *err,
 	return reader_parse_sections(r, &h, path, err, errlen);
 }
 
-int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t errlen)
+/* DIR/state into a new reader; with_memory: DIR/memory too. */
+static int reader_open(const char *dir, bool with_memory, struct snap_reader **out, char *err,
+		       size_t errlen)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -143,6 +145,10 @@ int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t e
 		return reader_fail(err, errlen, -ENOMEM, "%s: out of memory", dir);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	int ret = reader_load_state(r, path, err, errlen);
+	if (!ret && !with_memory) {
+		*out = r;
+		return 0;
+	}
 	if (!ret) {
 		snprintf(path, sizeof(path), "%s/memory", dir);
 		ret = snap_memfile_open(path, &r->mem, err, errlen);
@@ -160,6 +166,16 @@ int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t e
 	r->mem->stats.sections = r->nsecs;
 	*out = r;
 	return 0;
+}
+
+int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t errlen)
+{
+	return reader_open(dir, true, out, err, errlen);
+}
+
+int snapshot_open_state(const char *dir, struct snap_reader **out, char *err, size_t errlen)
+{
+	return reader_open(dir, false, out, err, errlen);
 }
 
 void snapshot_close(struct snap_reader *r)
@@ -222,36 +238,40 @@ int snapshot_meta_get(struct snap_reader *r, const char *key, char *buf, size_t 
 	return -ENOENT;
 }
 
+/* A reader from snapshot_open_state has no memory: zeros and -ENODATA. */
 uint64_t snapshot_mem_size(const struct snap_reader *r)
 {
-	return r->mem->hdr.mem_size;
+	return r->mem ? r->mem->hdr.mem_size : 0;
 }
 
 uint32_t snapshot_chunk_size(const struct snap_reader *r)
 {
-	return r->mem->hdr.chunk_size;
+	return r->mem ? r->mem->hdr.chunk_size : 0;
 }
 
 void snapshot_mem_stats(const struct snap_reader *r, struct snap_mem_stats *out)
 {
-	*out = r->mem->stats;
+	if (r->mem)
+		*out = r->mem->stats;
+	else
+		*out = (struct snap_mem_stats){ .sections = r->nsecs };
 }
 
 int snapshot_verify_progress(struct snap_reader *r,
 			     void (*report)(void *ctx, uint64_t idx, uint64_t off, const char *msg),
 			     void *ctx, struct progress *p)
 {
-	return snap_memfile_verify(r->mem, report, ctx, p);
+	return r->mem ? snap_memfile_verify(r->mem, report, ctx, p) : -ENODATA;
 }
 
 int snapshot_verify(struct snap_reader *r,
 		    void (*report)(void *ctx, uint64_t idx, uint64_t off, const char *msg),
 		    void *ctx)
 {
-	return snap_memfile_verify(r->mem, report, ctx, NULL);
+	return snapshot_verify_progress(r, report, ctx, NULL);
 }
 
 int snapshot_memory_source(struct snap_reader *r, struct lvm_source **out)
 {
-	return snap_memfile_source(r->mem, out);
+	return r->mem ? snap_memfile_source(r->mem, out) : -ENODATA;
 }

@@ -81,6 +81,10 @@ struct snap_reader;
  * compressed but built without zstd; err gets one line naming the file.
  */
 int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t errlen);
+/* DIR/state alone, for a snapshot whose memory is a flat image elsewhere
+ * (Firecracker style): sections as above; memory size and chunk size 0,
+ * verify and the memory source -ENODATA. */
+int snapshot_open_state(const char *dir, struct snap_reader **out, char *err, size_t errlen);
 void snapshot_close(struct snap_reader *r);
 
 /* The first section of a type; -ENOENT if absent.  Valid until close. */

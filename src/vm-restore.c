@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "fc.h"
 #include "progress.h"
 #include "snapshot.h"
 #include "vm-snapshot.h"
@@ -26,6 +28,7 @@ struct vm_restore {
 	struct vmm *vm;
 	struct lvm_engine *e;
 	struct lvm_source *src;
+	struct fc_client *fc;	/* --uffd-socket: an external page server serves memory */
 	enum lvm_backing backing;
 	const char *mode;
 	bool eager;		/* asked for, or gmem without uffd */
@@ -57,6 +60,25 @@ static int meta_u64(struct snap_reader *r, const char *key, uint64_t *out, char 
 	return 0;
 }
 
+/* Firecracker's page-server protocol: anonymous (or hugetlb) memory, MISSING. */
+static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_restore_opts *o,
+				     char *err, size_t errlen)
+{
+	if (!o->backing_set)
+		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
+	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file) {
+		snprintf(err, errlen, "--uffd-socket: the page server has the memory and fills "
+			 "it on demand (MISSING); --eager, --mode minor and --memory-file do not apply");
+		return -EINVAL;
+	}
+	if (rs->backing != LVM_BACKING_ANON && rs->backing != LVM_BACKING_HUGETLB) {
+		snprintf(err, errlen, "--uffd-socket: --backing anon or hugetlb (as Firecracker), "
+			 "not %s", lvm_backing_name(rs->backing));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * Lazy in the asked mode where the kernel can; gmem without uffd: eager.
  * Probed before the VM's memory exists (a probe allocates memory too, and a
@@ -67,6 +89,8 @@ static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_op
 {
 	rs->eager = o->eager;
 	rs->lazy_mode = o->mode_set ? o->mode : LVM_MODE_MISSING;
+	if (o->uffd_socket)
+		return restore_check_uffd_socket(rs, o, err, errlen);
 	if (rs->eager)
 		return 0;
 	struct lvm_probe pr;
@@ -96,8 +120,18 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		ret = meta_u64(rs->r, "vcpus", &vcpus, err, errlen);
 	if (ret)
 		return ret;
-	if (mem != snapshot_mem_size(rs->r) || !vcpus || vcpus > VMM_MAX_VCPUS) {
-		snprintf(err, errlen, "snapshot state: metadata does not match the memory file");
+	struct stat st;
+	uint64_t have = snapshot_mem_size(rs->r);
+	if (o->memory_file && stat(o->memory_file, &st)) {
+		snprintf(err, errlen, "%s: %s", o->memory_file, strerror(errno));
+		return -errno;
+	}
+	if (o->memory_file)
+		have = (uint64_t)st.st_size;
+	if (mem != have || !vcpus || vcpus > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
+			 "the memory file (%llu bytes)", (unsigned long long)mem,
+			 (unsigned long long)have);
 		return -EBADMSG;
 	}
 	rs->backing = o->backing;
@@ -185,9 +219,9 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
 		if (ret) {
+			uint32_t cs = snapshot_chunk_size(rs->r);	/* 0: a flat image */
 			snprintf(err, errlen, "memory at 0x%llx (chunk %llu): %s",
-				 (unsigned long long)off,
-				 (unsigned long long)(off / snapshot_chunk_size(rs->r)),
+				 (unsigned long long)off, (unsigned long long)(cs ? off / cs : 0),
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
@@ -202,11 +236,26 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	return ret;
 }
 
-/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which). */
+static void restore_on_server_lost(void *ctx, const char *msg)
+{
+	struct vm_restore *rs = ctx;
+	vmm_abort(rs->vm, msg);
+}
+
+/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which),
+ * or let the page server on --uffd-socket serve it. */
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
-	int ret = snapshot_memory_source(rs->r, &rs->src);
+	if (o->uffd_socket) {
+		rs->mode = "uffd-socket";
+		int ret = fc_client_connect(o->uffd_socket, vmm_mem(rs->vm), restore_on_server_lost,
+					    rs, &rs->fc, err, errlen);
+		/* err names the cause; the snapshot itself is fine (not exit 2). */
+		return ret == -ENOENT ? -ECONNREFUSED : ret;
+	}
+	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
+				 : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
 		struct lvm_source *inner = rs->src;
 		rs->src = NULL;
@@ -227,9 +276,10 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	struct vm_restore *rs = calloc(1, sizeof(*rs));
 	if (!rs)
 		return -ENOMEM;
-	rs->res.old_nr = -1;
+	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
-	int ret = snapshot_open(dir, &rs->r, err, errlen);
+	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
+				 : snapshot_open(dir, &rs->r, err, errlen);
 	if (!ret)
 		ret = restore_create_vm(rs, o, err, errlen);
 	if (!ret)
@@ -280,6 +330,7 @@ void vm_restore_close(struct vm_restore *rs)
 		vmm_wait(vm, NULL, 0);
 	}
 	lvm_engine_destroy(rs->e);
+	fc_client_close(rs->fc);	/* the page server then finishes this VM */
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);

@@ -125,6 +125,36 @@ static bool moved(const struct outcome *r)
 	       r->pages_total == (long long)(MEM / 4096);
 }
 
+/* A "destination" that hangs up at once: the VM must run on at the source. */
+static void refused(uint64_t want)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 4) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		tap_bail("listen");
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
+			       "--iterations", ITERS, "--vcpus", "2", "--migrate-to", addr,
+			       "--migrate-after-ms", "100", NULL };
+	children[1] = vmtest_spawn(tmp, "src", args, -1);
+	int c = accept(lfd, NULL, NULL);
+	close(c);
+	close(lfd);
+	int st = vmtest_reap(&children[1]);
+	static char out[16384], err[4096];
+	uint64_t got = 0;
+	slurp("src.out", out, sizeof(out));
+	slurp("src.err", err, sizeof(err));
+	bool result = vmtest_result(out, &got) && got == want;
+	tap_ok(st == 1 && result && strstr(err, "keeps running here"),
+	       "destination hangs up before the VM moved: it runs on at the source (RESULT == "
+	       "model), exit %d", st);
+}
+
 /* Bytes at migrate-recv: an error naming the problem, a non-zero exit, no
  * signal. */
 static void bad_stream(const char *name, const void *bytes, size_t len, const char *expect)
@@ -157,7 +187,7 @@ int main(void)
 	}
 	if (!mkdtemp(tmp))
 		tap_bail("mkdtemp");
-	tap_plan(8);
+	tap_plan(9);
 	uint64_t want = vmtest_model_workload(MEM, SEED, strtoull(ITERS, NULL, 10));
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	struct outcome r;
@@ -179,6 +209,7 @@ int main(void)
 	       "link cut 3 times in post-copy: recovered (%lld reconnects), RESULT == model",
 	       r.reconnects);
 
+	refused(want);
 	bad_stream("garbage", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, "bad magic");
 	struct mig_hdr v2 = { MIG_MAGIC, 2, MIG_HELLO, sizeof(struct mig_hello), 0 };
 	bad_stream("wrong version", &v2, sizeof(v2), "protocol version 2");

@@ -3,6 +3,8 @@
  * run -> snapshot mid-run -> restore, on every backing the kernel supports,
  * 2 vCPUs: lazy (and MINOR on memfd) and eager restores finish with the
  * RESULT of the uninterrupted run (computed by the C model of the guest).
+ * The anon snapshot's memory unpacked to a flat image (Firecracker style)
+ * restores from that image with only the state file beside it.
  * A live (uffd-WP) snapshot taken while the guest writes: the run itself
  * finishes correctly and the snapshot restores to the same RESULT.
  * Where the snapshot fires does not matter: any instant must give the same
@@ -91,6 +93,23 @@ static void test_backing(enum lvm_backing b)
 	hugetlb_release(&res);
 }
 
+static void test_flat_image(void)
+{
+	char dir[600], img[600], state[600], cmd[2000];
+	snprintf(dir, sizeof(dir), "%s/flat", tmp);
+	snprintf(img, sizeof(img), "%s/flat.img", tmp);
+	snprintf(state, sizeof(state), "%s/anon", tmp);
+	const char *unpack[] = { "snapshot", "unpack", state, img, NULL };
+	snprintf(cmd, sizeof(cmd), "mkdir '%s' && cp '%s/state' '%s/'", dir, state, dir);
+	if (vmtest_exec(tmp, unpack, out, sizeof(out), err, sizeof(err)) || system(cmd)) {
+		tap_skip("flat image restore", "no anon snapshot to unpack: %s", err);
+		return;
+	}
+	const char *args[] = { "restore", dir, "--memory-file", img, NULL };
+	check_result(vmtest_exec(tmp, args, out, sizeof(out), err, sizeof(err)),
+		     "restore from a flat memory image + state file");
+}
+
 static void test_live(void)
 {
 	char dir[600];
@@ -112,12 +131,13 @@ static void test_live(void)
 
 int main(void)
 {
-	if (!vmtest_begin("vmm-snapshot", 600, tmp, 3 + 4 + 3 + 3 + 2))
+	if (!vmtest_begin("vmm-snapshot", 600, tmp, 3 + 4 + 3 + 3 + 1 + 2))
 		return 0;
 	want = vmtest_model_workload(MEM, SEED, ITERS);
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	for (enum lvm_backing b = 0; b < LVM_BACKING__COUNT; b++)
 		test_backing(b);
+	test_flat_image();
 	test_live();
 	vmtest_rmtree(tmp);
 	return tap_done();

@@ -158,6 +158,22 @@ static inline bool vmtest_begin(const char *name, unsigned watchdog_s, char *tmp
 	return true;
 }
 
+/* What `boot-like` prints (prefix: VMM_BOOTLIKE_PREFIX bytes). */
+static inline uint64_t vmtest_model_bootlike(uint64_t mem, uint64_t seed, uint64_t iterations,
+					     uint64_t prefix)
+{
+	uint64_t npages = (mem - GUEST_SYS_SIZE) / 4096;
+	uint64_t pp = prefix / 4096 < npages ? prefix / 4096 : npages;
+	uint64_t *data = calloc(npages, 4096);
+	if (!data)
+		return 0;
+	wl_prefix(data, pp, seed, 0, 1);
+	wl_random(data, npages, seed, iterations, 0, 1);
+	uint64_t h = wl_hash_bootlike(data, npages, pp, seed, iterations);
+	free(data);
+	return h;
+}
+
 /* Remove tmpdir and what the tests left in it (snapshot directories). */
 static inline void vmtest_rmtree(const char *dir)
 {
