@@ -23,11 +23,37 @@
 
 struct fc_client {
 	int sock, uffd, stop_efd;
+	size_t page_size;
 	pthread_t watcher;
 	bool watching;
 	void (*on_lost)(void *ctx, const char *msg);
 	void *ctx;
 };
+
+/*
+ * The page server is gone: nobody will ever serve the faults queued on the
+ * uffd or raised from now on.  Poison each faulting page (the access fails:
+ * SIGBUS, or -EFAULT out of KVM_RUN) so no thread stays blocked on it; a
+ * vCPU stuck in a fault KVM takes in kernel mode (shadow page-table walk)
+ * may not leave it for the abort signal alone.  Never zeros.
+ */
+static void fc_client_poison_faults(struct fc_client *c)
+{
+	struct pollfd pfd[2] = { { c->uffd, POLLIN, 0 }, { c->stop_efd, POLLIN, 0 } };
+	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
+		if (pfd[1].revents)
+			return;
+		struct uffd_msg m[16];
+		int n = uffd_read_msgs(c->uffd, m, 16);
+		for (int i = 0; i < n; i++) {
+			if (m[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uint64_t page = m[i].arg.pagefault.address & ~((uint64_t)c->page_size - 1);
+			uint64_t done;
+			uffd_poison(c->uffd, page, c->page_size, 0, &done);
+		}
+	}
+}
 
 static void *fc_client_watch(void *arg)
 {
@@ -44,6 +70,7 @@ static void *fc_client_watch(void *arg)
 		if (c->on_lost)
 			c->on_lost(c->ctx, "the page server closed the uffd socket: guest "
 				   "memory can no longer be served");
+		fc_client_poison_faults(c);
 		return NULL;
 	}
 }
@@ -74,6 +101,7 @@ static int client_handshake(struct fc_client *c, const char *path, struct lvm_me
 {
 	uint64_t base = (uint64_t)(uintptr_t)lvm_mem_addr(mem);
 	struct fc_mapping m = { base, lvm_mem_size(mem), 0, lvm_mem_page_size(mem) };
+	c->page_size = m.page_size;
 	c->uffd = uffd_open(UFFD_FEATURE_EVENT_REMOVE, NULL);
 	if (c->uffd < 0) {
 		snprintf(err, errlen, "userfaultfd: %s", strerror(-c->uffd));

@@ -567,43 +567,46 @@ static void dst_finish(struct mig_dst *d)
 	}
 }
 
+/* One wake-up of post-copy: a pushed message, a cut, or the last unit. */
+static int dst_postcopy_step(struct mig_dst *d)
+{
+	char why[160] = "";
+	struct pollfd p[2] = { { d->main_fd, POLLIN, 0 }, { d->wake_fd, POLLIN, 0 } };
+	if (poll(p, 2, -1) < 0 && errno != EINTR)
+		return -errno;
+	if (p[1].revents) {
+		uint64_t v;
+		if (read(d->wake_fd, &v, sizeof(v)) < 0) {
+			/* drained */
+		}
+	}
+	bool cut = !atomic_load(&d->link_up);
+	if (p[0].revents && !cut) {
+		struct mig_msg m;
+		int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why, sizeof(why));
+		if (ret == -EPROTO)
+			return dst_fail(d, ret, "post-copy: %s", why);
+		if (ret)
+			cut = true;
+		else if (m.type == MIG_PAGES && (ret = dst_take_pages(d, &m, false)))
+			return ret;
+		else if (m.type == MIG_ERROR)
+			return dst_fail(d, -ECONNABORTED, "the source gave up: %.*s", (int)m.len,
+					(const char *)m.payload);
+	}
+	return cut && atomic_load(&d->nhave) < d->nunits ? dst_recover(d) : 0;
+}
+
 /* Post-copy: pushed units on the main channel until every unit is here. */
 static int dst_postcopy(struct mig_dst *d)
 {
-	char why[160] = "";
-	while (atomic_load(&d->nhave) < d->nunits) {
-		struct pollfd p[2] = { { d->main_fd, POLLIN, 0 }, { d->wake_fd, POLLIN, 0 } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			return -errno;
-		if (p[1].revents) {
-			uint64_t v;
-			if (read(d->wake_fd, &v, sizeof(v)) < 0) {
-				/* drained */
-			}
-		}
-		bool cut = !atomic_load(&d->link_up);
-		if (p[0].revents && !cut) {
-			struct mig_msg m;
-			int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why,
-					   sizeof(why));
-			if (ret == -EPROTO)
-				return dst_fail(d, ret, "post-copy: %s", why);
-			if (ret)
-				cut = true;
-			else if (m.type == MIG_PAGES && (ret = dst_take_pages(d, &m, false)))
-				return ret;
-			else if (m.type == MIG_ERROR)
-				return dst_fail(d, -ECONNABORTED, "the source gave up: %.*s",
-						(int)m.len, (const char *)m.payload);
-		}
-		if (cut && atomic_load(&d->nhave) < d->nunits) {
-			int ret = dst_recover(d);
-			if (ret)
-				return ret;
-		}
-	}
-	dst_finish(d);
-	return 0;
+	int ret = 0, nice = thread_set_bulk();	/* vCPUs and requests come first */
+	while (!ret && atomic_load(&d->nhave) < d->nunits)
+		ret = dst_postcopy_step(d);
+	thread_restore_bulk(nice);
+	if (!ret)
+		dst_finish(d);
+	return ret;
 }
 
 int mig_dst_listen(const struct mig_dst_opts *o, struct mig_dst **out)
@@ -692,6 +695,8 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 		ret = dst_postcopy(d);
 	}
 	free(state);
+	if (ret)	/* every failure is reported, even one without context */
+		dst_fail(d, ret, "migration failed: %s", strerror(-ret));
 	if (ret && started && d->e)	/* the VM runs: never leave a vCPU waiting forever */
 		lvm_engine_fail(d->e, d->src, 0, d->lim.mem_size, ret);
 	dst_fill_stats(d, stats, t0, started);

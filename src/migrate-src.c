@@ -458,7 +458,7 @@ static int src_recover(struct mig_src *s, unsigned timeout_s, bool *go_needed)
 }
 
 /* From GO on the VM lives at the destination: only ever recover, never resume. */
-static int src_postcopy(struct mig_src *s)
+static int src_postcopy_loop(struct mig_src *s)
 {
 	unsigned timeout_s = s->o->recover_timeout_s ? s->o->recover_timeout_s : 60;
 	bool done = false, go = true;
@@ -475,6 +475,14 @@ static int src_postcopy(struct mig_src *s)
 		if (ret)
 			return ret > 0 ? 0 : ret;
 	}
+}
+
+static int src_postcopy(struct mig_src *s)
+{
+	int nice = thread_set_bulk();	/* the request channel comes first */
+	int ret = src_postcopy_loop(s);
+	thread_restore_bulk(nice);
+	return ret;
 }
 
 /* Wait for READY; a cut here is recoverable only if the destination made it
@@ -536,10 +544,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		src_fail(&s, ret, "sending the stale set: %s", strerror(-ret));
 	if (!ret && (ret = src_send_state(&s)))
 		src_fail(&s, ret, "sending the VM state: %s", strerror(-ret));
-	/* The VM is stopped, nothing writes: end tracking while the destination
-	 * loads the state (off the downtime's critical path). */
-	wp_tracker_stop(s.wp);
-	s.wp = NULL;
+	/* The tracker stays until the end: unprotecting and unregistering all of
+	 * memory takes long on a big guest, and the stopped VM writes nothing. */
 	if (!ret)
 		ret = src_wait_ready(&s);
 	if (!ret) {
@@ -553,6 +559,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		fputc('\n', stderr);
 	if (s.wp)
 		wp_tracker_stop(s.wp);
+	if (ret)	/* every failure is reported, even one without context */
+		src_fail(&s, ret, "%s", strerror(-ret));
 	if (!gone) {
 		if (paused)
 			vm->resume(vm->ctx);

@@ -15,6 +15,12 @@
  *
  * The VM itself is reached through callbacks, so the protocol is tested on
  * plain memory as well as on real guests.
+ *
+ * Scheduling: the threads on a remote fault's path ask for a short slice,
+ * and during post-copy the calling thread, which does the bulk push (source)
+ * or its installs (destination), runs at nice +10 so those threads and the
+ * vCPUs win the CPU; its nice value is restored after (where the process may
+ * raise it again: RLIMIT_NICE or CAP_SYS_NICE).
  */
 #ifndef LAZYVM_MIGRATE_H
 #define LAZYVM_MIGRATE_H

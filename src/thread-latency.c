@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A short scheduler slice for latency-critical threads (see the header). */
+#include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +19,22 @@ struct lvm_sched_attr {
 	uint32_t sched_priority;
 	uint64_t sched_runtime, sched_deadline, sched_period;
 };
+
+int thread_set_bulk(void)
+{
+	errno = 0;
+	int old = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if (errno)
+		old = 0;
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), old < 10 ? 10 : old);
+	return old;
+}
+
+void thread_restore_bulk(int old_nice)
+{
+	/* Raising the weight back may need CAP_SYS_NICE (RLIMIT_NICE); try. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), old_nice);
+}
 
 void thread_set_latency_critical(void)
 {

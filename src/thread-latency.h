@@ -14,5 +14,12 @@
 #define LAZYVM_THREAD_LATENCY_H
 
 void thread_set_latency_critical(void);
+/*
+ * The calling thread does bulk work (the background push and its installs)
+ * that must yield to the latency-critical ones: lower its weight (nice +10;
+ * always permitted).  Returns the old nice value for thread_restore_bulk().
+ */
+int thread_set_bulk(void);
+void thread_restore_bulk(int old_nice);
 
 #endif

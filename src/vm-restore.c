@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fc.h"
 #include "progress.h"
 #include "snapshot.h"
 #include "timeline.h"
@@ -29,6 +30,7 @@ struct vm_restore {
 	struct vmm *vm;
 	struct lvm_engine *e;
 	struct lvm_source *src;
+	struct fc_client *fc;	/* --uffd-socket: an external page server serves memory */
 	enum lvm_backing backing;
 	const char *mode;
 	bool eager;		/* asked for, or gmem without uffd */
@@ -61,6 +63,25 @@ static int meta_u64(struct snap_reader *r, const char *key, uint64_t *out, char 
 	return 0;
 }
 
+/* Firecracker's page-server protocol: anonymous (or hugetlb) memory, MISSING. */
+static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_restore_opts *o,
+				     char *err, size_t errlen)
+{
+	if (!o->backing_set)
+		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
+	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file) {
+		snprintf(err, errlen, "--uffd-socket: the page server has the memory and fills "
+			 "it on demand (MISSING); --eager, --mode minor and --memory-file do not apply");
+		return -EINVAL;
+	}
+	if (rs->backing != LVM_BACKING_ANON && rs->backing != LVM_BACKING_HUGETLB) {
+		snprintf(err, errlen, "--uffd-socket: --backing anon or hugetlb (as Firecracker), "
+			 "not %s", lvm_backing_name(rs->backing));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * Lazy in the asked mode where the kernel can; gmem without uffd: eager.
  * Probed before the VM's memory exists (a probe allocates memory too, and a
@@ -71,6 +92,8 @@ static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_op
 {
 	rs->eager = o->eager;
 	rs->lazy_mode = o->mode_set ? o->mode : LVM_MODE_MISSING;
+	if (o->uffd_socket)
+		return restore_check_uffd_socket(rs, o, err, errlen);
 	if (rs->eager)
 		return 0;
 	struct lvm_probe pr;
@@ -226,10 +249,24 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	return ret;
 }
 
-/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which). */
+static void restore_on_server_lost(void *ctx, const char *msg)
+{
+	struct vm_restore *rs = ctx;
+	vmm_abort(rs->vm, msg);
+}
+
+/* Fill the memory eagerly or serve it lazily (restore_choose_mode said which),
+ * or let the page server on --uffd-socket serve it. */
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
+	if (o->uffd_socket) {
+		rs->mode = "uffd-socket";
+		int ret = fc_client_connect(o->uffd_socket, vmm_mem(rs->vm), restore_on_server_lost,
+					    rs, &rs->fc, err, errlen);
+		/* err names the cause; the snapshot itself is fine (not exit 2). */
+		return ret == -ENOENT ? -ECONNREFUSED : ret;
+	}
 	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
 				 : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
@@ -310,6 +347,7 @@ void vm_restore_close(struct vm_restore *rs)
 		vmm_wait(vm, NULL, 0);
 	}
 	lvm_engine_destroy(rs->e);
+	fc_client_close(rs->fc);	/* the page server then finishes this VM */
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);

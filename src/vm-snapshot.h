@@ -47,6 +47,9 @@ struct vm_restore_opts {
 	int serial_fd;
 	bool no_background;		/* lazy: no background fill */
 	size_t fault_around;		/* lazy: 0 = 256 KiB */
+	/* Memory served by the page server on this socket, Firecracker's way
+	 * (src/fc-client.c); anon (default) or hugetlb backing only. */
+	const char *uffd_socket;
 	/* Guest memory from this flat image (Firecracker style) instead of
 	 * DIR/memory; DIR then needs only its state file. */
 	const char *memory_file;

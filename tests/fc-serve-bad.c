@@ -43,6 +43,7 @@ static void check_refused(const char *what, const char *msg, bool with_fd,
 	int ret = fct_vm_create(&vm, 1, sizes, offsets, false);
 	if (!ret)
 		ret = fct_vm_connect(&vm, sock_path, msg, "page_size", with_fd);
+	fct_phase = what;
 	bool closed = !ret && fct_wait_closed(vm.sock);
 	bool logged = fct_file_has(log_path, log_needle);
 	bool good_ok = good_step();
@@ -86,6 +87,7 @@ static void check_wrong_uid(void)
 		_exit(fct_wait_closed(vm.sock) ? 0 : 4);
 	}
 	int st = -1;
+	fct_phase = "uid 65534 peer";
 	waitpid(pid, &st, 0);
 	chmod(sock_path, 0600);
 	chmod(dir, 0700);
@@ -98,7 +100,7 @@ static void check_wrong_uid(void)
 
 int main(void)
 {
-	alarm(120);
+	fct_watchdog(120);
 	tap_plan(11);
 	snprintf(dir, sizeof(dir), "/tmp/lazyvm-fcbad-XXXXXX");
 	if (!mkdtemp(dir))

@@ -20,12 +20,14 @@ static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
-		"                      [--stats-json FILE]\n"
+		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
 		"  --memory-file IMAGE  guest memory from a flat image (Firecracker style);\n"
 		"                       DIR needs only its state file\n"
+		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
+		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
 }
@@ -64,6 +66,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 				return cli_fail(EXIT_USAGE, "restore", "--fault-around: bad size '%s'", argv[i]);
 			ro->fault_around = (size_t)n;
 		}
+		else if (!strcmp(argv[i], "--uffd-socket") && i + 1 < argc)
+			ro->uffd_socket = argv[++i];
 		else if (argv[i][0] != '-' && !*dir)
 			*dir = argv[i];
 		else
