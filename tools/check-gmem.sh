@@ -96,23 +96,37 @@ fi
 [ -s "$KERNEL" ] || { echo "not ok 1 - no kernel at $KERNEL"; echo "1..1"; exit 1; }
 
 # ---- the guest command -------------------------------------------------------
-# boot-9proot.sh runs one host path with no arguments: a wrapper carries them.
+# The guest sees the host's / read-only but mounts a tmpfs on /tmp and /run,
+# which hides a checkout (or shared/) that lives there — as CI's may.  So what
+# the guest runs is staged in a directory outside both: the CLI, the gmem
+# tests, the runner, and the boot scripts (the kernel's init is read from it).
 ls "$BUILD"/tests/gmem-* >/dev/null 2>&1 ||
 	{ echo "not ok 1 - no gmem tests in $BUILD/tests (run make first)"; echo "1..1"; exit 1; }
 OUT=$BUILD/check-gmem
 mkdir -p "$OUT"
+STAGE=$(mktemp -d /var/tmp/lazyvm-check-gmem.XXXXXX)
+trap 'rm -rf "$STAGE"' EXIT INT TERM
+mkdir -p "$STAGE/build/tests" "$STAGE/kernel"
+cp "$BUILD/lazyvm" "$STAGE/build/"
+for t in "$BUILD"/tests/gmem-*; do
+	case $t in *.o|*.d) ;; *) cp "$t" "$STAGE/build/tests/" ;; esac
+done
+cp "$HERE/gmem/guest-run.sh" "$STAGE/"
+cp "$KDIR/boot-9proot.sh" "$KDIR/guest-init.sh" "$STAGE/kernel/"
+chmod 755 "$STAGE" "$STAGE/kernel/guest-init.sh"
+# boot-9proot.sh runs one host path with no arguments: a wrapper carries them.
 {
 	echo "#!/bin/sh"
-	printf 'exec sh %s %s' "$HERE/gmem/guest-run.sh" "$BUILD"
+	printf 'exec sh %s %s' "$STAGE/guest-run.sh" "$STAGE/build"
 	for t in "$@"; do printf ' %s' "$t"; done
 	echo
-} >"$OUT/guest-cmd.sh"
-chmod +x "$OUT/guest-cmd.sh"
+} >"$STAGE/guest-cmd.sh"
+chmod +x "$STAGE/guest-cmd.sh"
 
 log "booting $(basename "$(dirname "$KERNEL")")/bzImage under QEMU TCG (${SMP:-2} vCPUs, ${MEM:-2048} MiB)"
 t0=$(date +%s)
 set +e
-TIMEOUT=${LAZYVM_GMEM_TIMEOUT:-480} sh "$KDIR/boot-9proot.sh" "$KERNEL" "$OUT/guest-cmd.sh" \
+TIMEOUT=${LAZYVM_GMEM_TIMEOUT:-480} sh "$STAGE/kernel/boot-9proot.sh" "$KERNEL" "$STAGE/guest-cmd.sh" \
 	</dev/null >"$OUT/console.log" 2>&1
 qrc=$?
 set -e
