@@ -16,6 +16,18 @@ static inline double bench_now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+/* Read one byte of every 4 KiB page of [mem, mem+len) in order: microseconds
+ * per page (each first touch of lazily served memory is one fault). */
+static inline double bench_touch_pages(volatile const uint8_t *mem, uint64_t len)
+{
+	uint8_t sink = 0;
+	double t0 = bench_now_us();
+	for (uint64_t off = 0; off < len; off += 4096)
+		sink += mem[off];
+	(void)sink;
+	return (bench_now_us() - t0) / (double)(len / 4096);
+}
+
 /* Pin the calling thread (threads it creates later inherit it); cpu < 0: any. */
 static inline void bench_pin(int cpu)
 {

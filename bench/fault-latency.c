@@ -22,16 +22,6 @@ static uint64_t region;
 static const uint8_t *file_map;
 static char file_path[64];
 
-static double touch_all(uint8_t *mem)
-{
-	volatile uint8_t sink = 0;
-	double t0 = bench_now_us();
-	for (uint64_t off = 0; off < region; off += 4096)
-		sink += mem[off];
-	(void)sink;
-	return (bench_now_us() - t0) / (double)(region / 4096);
-}
-
 struct bare { int uffd; uint8_t *mem; _Atomic int stop; };
 
 static void *bare_handler(void *arg)
@@ -61,7 +51,7 @@ static double run_bare(int handler_cpu, int toucher_cpu)
 	bench_pin(handler_cpu);
 	pthread_create(&t, NULL, bare_handler, &b);
 	bench_pin(toucher_cpu);
-	double us = touch_all(b.mem);
+	double us = bench_touch_pages(b.mem, region);
 	atomic_store(&b.stop, 1);
 	pthread_join(t, NULL);
 	close(b.uffd);
@@ -84,7 +74,7 @@ static double run_engine(int handler_cpu, int toucher_cpu)
 	bench_pin(handler_cpu);
 	lvm_engine_start(e);
 	bench_pin(toucher_cpu);
-	double us = touch_all(lvm_mem_addr(mem));
+	double us = bench_touch_pages(lvm_mem_addr(mem), region);
 	lvm_engine_destroy(e);
 	lvm_source_destroy(src);
 	lvm_mem_destroy(mem);

@@ -8,13 +8,7 @@
  * the test kernel with `tools/check-gmem.sh build $PWD/build/bench/gmem-fault`.
  * Usage: gmem-fault [MiB=8] [repeats=5]
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-#include <linux/kvm.h>
 
 #include "bench.h"
 #include "lazyvm.h"
@@ -22,17 +16,6 @@
 
 static uint64_t region;
 static char file_path[64];
-static int vm_fd = -1;
-
-static double touch_all(volatile uint8_t *mem)
-{
-	uint8_t sink = 0;
-	double t0 = bench_now_us();
-	for (uint64_t off = 0; off < region; off += 4096)
-		sink += mem[off];
-	(void)sink;
-	return (bench_now_us() - t0) / (double)(region / 4096);
-}
 
 /* us per page; m < 0: no userfaultfd (the floor). */
 static double run(int m, int handler_cpu, int toucher_cpu)
@@ -40,35 +23,27 @@ static double run(int m, int handler_cpu, int toucher_cpu)
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
 	struct lvm_engine *e = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = region, .kvm_vm_fd = vm_fd };
 	struct lvm_engine_opts o;
 	lvm_engine_opts_init(&o);
 	o.threads = 1;
-	if (lvm_mem_create(&mo, &mem))
+	bench_pin(handler_cpu);	/* the engine's threads inherit it */
+	int ret;
+	if (m < 0) {
+		struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = region,
+					   .kvm_vm_fd = -1 };
+		ret = lvm_mem_create(&mo, &mem);
+	} else {
+		ret = test_serve(LVM_BACKING_GMEM, (enum lvm_mode)m, region, file_path, &o, &mem,
+				 &src, &e);
+	}
+	if (ret) {
+		fprintf(stderr, "gmem-fault: %s\n", strerror(-ret));
 		exit(1);
-	if (m >= 0 && (lvm_source_file_open(file_path, 0, &src) || lvm_engine_create(&o, &e) ||
-		       lvm_engine_add_mem(e, mem, (enum lvm_mode)m, src, 0) < 0))
-		exit(1);
-	bench_pin(handler_cpu);
-	if (e)
-		lvm_engine_start(e);
+	}
 	bench_pin(toucher_cpu);
-	double us = touch_all(lvm_mem_addr(mem));
-	lvm_engine_destroy(e);
-	lvm_source_destroy(src);
-	lvm_mem_destroy(mem);
+	double us = bench_touch_pages(lvm_mem_addr(mem), region);
+	test_unserve(mem, src, e);
 	return us;
-}
-
-static int vm_create(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		return -errno;
-	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	int err = errno;
-	close(kvm);
-	return vm < 0 ? -err : vm;
 }
 
 int main(int argc, char **argv)
@@ -88,9 +63,9 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	vm_fd = vm_create();
-	if (vm_fd < 0 || pattern_file(region, file_path, sizeof(file_path)) < 0) {
-		fprintf(stderr, "gmem-fault: KVM VM or pattern file: %s\n", strerror(-vm_fd));
+	int fd = pattern_file(region, file_path, sizeof(file_path));
+	if (fd < 0) {
+		fprintf(stderr, "gmem-fault: pattern file: %s\n", strerror(-fd));
 		return 1;
 	}
 	static const struct { const char *name; int hcpu, tcpu; } place[] = {

@@ -73,6 +73,10 @@ static void restore(const char *dir, const char *mode, uint64_t want)
 	tap_ok(ran && got == want && lazy, "%s: RESULT %016llx == uninterrupted %016llx, "
 	       "%lld faults, %lld pages on demand, %lld in the background", what,
 	       (unsigned long long)got, (unsigned long long)want, faults, demand, background);
+	const char *lat = strstr(json, "\"fault_latency_us\"");
+	if (lat)	/* the TCG figures: reported, never asserted */
+		tap_diag("%s: %.*s, wall %lld us", what, (int)strcspn(lat, "\n"), lat,
+			 vmtest_json_int(json, "wall_us"));
 	if (!lazy)
 		tap_diag("stats: %s", json);
 }

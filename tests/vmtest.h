@@ -39,45 +39,6 @@ static inline void vmtest_slurp(const char *path, char *buf, size_t len)
 }
 
 /*
- * Run `lazyvm args...` (NULL-terminated) with stdout and stderr captured in
- * tmpdir; returns the exit status (128+signal when killed), -1 if it could
- * not run.
- */
-static inline int vmtest_exec(const char *tmpdir, const char *const *args, char *out,
-			      size_t outlen, char *err, size_t errlen)
-{
-	char opath[512], epath[512];
-	snprintf(opath, sizeof(opath), "%s/stdout", tmpdir);
-	snprintf(epath, sizeof(epath), "%s/stderr", tmpdir);
-	const char *argv[32];
-	int n = 0;
-	argv[n++] = vmtest_cli();
-	for (; args[n - 1] && n < 31; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	vmtest_slurp(opath, out, outlen);
-	vmtest_slurp(epath, err, errlen);
-	unlink(opath);
-	unlink(epath);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/*
  * Start `lazyvm args...` (NULL-terminated) in the background with stdout and
  * stderr in tmpdir/<name>.out and .err, and ready_fd as its fd 3 when >= 0.
  * The child dies with the test (PR_SET_PDEATHSIG), so a test killed by its
@@ -119,6 +80,28 @@ static inline int vmtest_reap(pid_t *pid)
 		st = -1;
 	*pid = -1;
 	return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * Run `lazyvm args...` (NULL-terminated) with stdout and stderr captured in
+ * tmpdir; returns the exit status (128+signal when killed), -1 if it could
+ * not run.
+ */
+static inline int vmtest_exec(const char *tmpdir, const char *const *args, char *out,
+			      size_t outlen, char *err, size_t errlen)
+{
+	char opath[512], epath[512];
+	snprintf(opath, sizeof(opath), "%s/cmd.out", tmpdir);
+	snprintf(epath, sizeof(epath), "%s/cmd.err", tmpdir);
+	pid_t pid = vmtest_spawn(tmpdir, "cmd", args, -1);
+	if (pid < 0)
+		return -1;
+	int st = vmtest_reap(&pid);
+	vmtest_slurp(opath, out, outlen);
+	vmtest_slurp(epath, err, errlen);
+	unlink(opath);
+	unlink(epath);
+	return st;
 }
 
 /* The integer member "key": N of a --stats-json file's text; -1 when absent. */
