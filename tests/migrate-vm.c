@@ -48,13 +48,13 @@ static void slurp(const char *name, char *buf, size_t len)
 }
 
 /* migrate-recv listening on port 0; returns the port it got. */
-static int start_receiver(const char *backing, const char *stats)
+static int start_receiver(const char *backing, const char *stats, const char *recover)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC))
 		tap_bail("pipe");
 	const char *args[] = { "migrate-recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
-			       "--backing", backing, "--recover-timeout", "30", "--stats-json",
+			       "--backing", backing, "--recover-timeout", recover, "--stats-json",
 			       stats, NULL };
 	children[0] = vmtest_spawn(tmp, "dst", args, p[1]);
 	close(p[1]);
@@ -79,7 +79,7 @@ static void migrate_vm(const char *backing, const char *rounds, const uint64_t *
 	char dstats[512], sstats[512], addr[64];
 	snprintf(dstats, sizeof(dstats), "%s/dst.json", tmp);
 	snprintf(sstats, sizeof(sstats), "%s/src.json", tmp);
-	int port = start_receiver(backing, dstats);
+	int port = start_receiver(backing, dstats, "30");
 	struct proxy px;
 	if (ncuts && proxy_start(&px, port, cuts, ncuts))
 		tap_bail("proxy");
@@ -125,6 +125,42 @@ static bool moved(const struct outcome *r)
 	       r->pages_total == (long long)(MEM / 4096);
 }
 
+/*
+ * The link drops in post-copy and never comes back: both sides give up after
+ * their --recover-timeout with a clear error; the destination stops the VM
+ * (its missing pages are poisoned), it never prints a RESULT from partial
+ * memory.
+ */
+static void lost_for_good(void)
+{
+	char stats[512], addr[64];
+	snprintf(stats, sizeof(stats), "%s/dst.json", tmp);
+	int port = start_receiver("anon", stats, "2");
+	struct proxy px;
+	uint64_t cut = 8ull << 20;
+	if (proxy_start(&px, port, &cut, 1))
+		tap_bail("proxy");
+	px.refuse_after_cut = true;
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", px.port);
+	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
+			       "--iterations", ITERS, "--vcpus", "2", "--migrate-to", addr,
+			       "--migrate-after-ms", "100", "--recover-timeout", "2", NULL };
+	children[1] = vmtest_spawn(tmp, "src", args, -1);
+	int sst = vmtest_reap(&children[1]), dst = vmtest_reap(&children[0]);
+	proxy_stop(&px);
+	static char out[16384], serr[4096], derr[4096];
+	uint64_t got;
+	slurp("dst.out", out, sizeof(out));
+	bool no_result = !vmtest_result(out, &got);
+	slurp("src.err", serr, sizeof(serr));
+	slurp("dst.err", derr, sizeof(derr));
+	if (!tap_ok(sst == 1 && strstr(serr, "could not reconnect within 2 s") && dst > 0 &&
+		    dst < 128 && strstr(derr, "did not come back") && no_result,
+		    "link lost for good in post-copy: both sides give up with an error (exit %d, %d), "
+		    "no RESULT from partial memory", sst, dst))
+		tap_diag("source: %s; destination: %s", serr, derr);
+}
+
 /* A "destination" that hangs up at once: the VM must run on at the source. */
 static void refused(uint64_t want)
 {
@@ -161,7 +197,7 @@ static void bad_stream(const char *name, const void *bytes, size_t len, const ch
 {
 	char stats[512];
 	snprintf(stats, sizeof(stats), "%s/bad.json", tmp);
-	int port = start_receiver("anon", stats);
+	int port = start_receiver("anon", stats, "30");
 	int fd = proxy_connect_upstream(port);
 	if (fd < 0 || write(fd, bytes, len) != (ssize_t)len)
 		tap_bail("connect/write");
@@ -187,7 +223,7 @@ int main(void)
 	}
 	if (!mkdtemp(tmp))
 		tap_bail("mkdtemp");
-	tap_plan(9);
+	tap_plan(10);
 	uint64_t want = vmtest_model_workload(MEM, SEED, strtoull(ITERS, NULL, 10));
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	struct outcome r;
@@ -209,6 +245,7 @@ int main(void)
 	       "link cut 3 times in post-copy: recovered (%lld reconnects), RESULT == model",
 	       r.reconnects);
 
+	lost_for_good();
 	refused(want);
 	bad_stream("garbage", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, "bad magic");
 	struct mig_hdr v2 = { MIG_MAGIC, 2, MIG_HELLO, sizeof(struct mig_hello), 0 };

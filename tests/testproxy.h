@@ -40,6 +40,7 @@ struct proxy {
 	int ncuts, next_cut;
 	_Atomic int cuts_done;
 	_Atomic bool stop;
+	bool refuse_after_cut;	/* after the first cut, hang up every new connection */
 };
 
 struct proxy_pipe { struct proxy *p; struct proxy_pair *pair; bool upstream; };
@@ -141,6 +142,10 @@ static inline void *proxy_accept_loop(void *arg)
 		int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
+		if (p->refuse_after_cut && atomic_load(&p->cuts_done)) {
+			close(c);	/* the peer is gone for good */
+			continue;
+		}
 		int u = proxy_connect_upstream(p->upstream_port);
 		if (u < 0) {
 			close(c);
