@@ -17,11 +17,13 @@
 #include "fc.h"
 #include "progress.h"
 #include "snapshot.h"
+#include "timeline.h"
 #include "vm-snapshot.h"
 #include "vmm/vmm.h"
 
 #define RESTORE_FILL_STEP (2u << 20)
 #define RESTORE_ZERO_STEP (64u << 10)
+#define RESTORE_FILL_DELAY_MS 100	/* at most: a guest faults at once */
 
 struct vm_restore {
 	struct snap_reader *r;
@@ -36,6 +38,7 @@ struct vm_restore {
 	struct hugetlb_reservation res;
 	bool source_failed;
 	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
+	struct timeline *tl;
 };
 
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
@@ -148,20 +151,23 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 	}
 	if ((ret = restore_choose_mode(rs, o, err, errlen)))
 		return ret;
+	timeline_mark(rs->tl, "mode_probe");
 	if (rs->backing == LVM_BACKING_HUGETLB && (ret = hugetlb_reserve((long)(mem >> 21), &rs->res))) {
 		snprintf(err, errlen, "hugetlb: cannot reserve %llu 2 MiB pages: %s",
 			 (unsigned long long)(mem >> 21), strerror(-ret));
 		return ret == -EBADMSG ? -ENOMEM : ret;
 	}
 	struct vmm_opts vo = { .mem_size = mem, .vcpus = (unsigned)vcpus, .backing = rs->backing,
-			       .serial_fd = o->serial_fd };
+			       .serial_fd = o->serial_fd, .timeline = rs->tl };
 	ret = vmm_create(&vo, &rs->vm, err, errlen);
 	if (ret)
 		return ret == -EBADMSG ? -EINVAL : ret;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	rs->vm_created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	return vmm_load_state(rs->vm, blob, len, err, errlen);
+	ret = vmm_load_state(rs->vm, blob, len, err, errlen);
+	timeline_mark(rs->tl, "state_load");
+	return ret;
 }
 
 static void restore_on_error(void *ctx, const char *msg)
@@ -180,14 +186,21 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	lvm_engine_opts_init(&eo);
 	eo.fault_around = o->fault_around ? o->fault_around : 256u << 10;
 	eo.background_fill = !o->no_background;
+	/* The fill starts when the guest runs (its first fault), not while the
+	 * vCPU threads are still being started: on a busy host it took a CPU
+	 * from them for milliseconds (docs/restore-latency.md). */
+	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
 	int ret = lvm_engine_create(&eo, &rs->e);
+	timeline_mark(rs->tl, "engine_create");
 	if (!ret)
 		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	timeline_mark(rs->tl, "engine_register");
 	if (ret >= 0)
 		ret = lvm_engine_start(rs->e);
+	timeline_mark(rs->tl, "engine_start");
 	if (ret < 0)
 		snprintf(err, errlen, "fault engine (%s, %s): %s", lvm_backing_name(rs->backing),
 			 lvm_mode_name(m), strerror(-ret));
@@ -265,6 +278,7 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		snprintf(err, errlen, "snapshot memory source: %s", strerror(-ret));
 		return ret == -EBADMSG ? -EIO : ret;
 	}
+	timeline_mark(rs->tl, "memory_source");
 	if (rs->eager)
 		return restore_eager(rs, err, errlen);
 	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
@@ -278,8 +292,10 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		return -ENOMEM;
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
+	rs->tl = o->timeline;
 	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
 				 : snapshot_open(dir, &rs->r, err, errlen);
+	timeline_mark(rs->tl, "snapshot_open");
 	if (!ret)
 		ret = restore_create_vm(rs, o, err, errlen);
 	if (!ret)
@@ -295,6 +311,7 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 {
 	int ret = vmm_start(rs->vm);
+	timeline_mark(rs->tl, "vcpu_threads_start");
 	if (ret && ret != -EIO) {	/* -EIO: already stopped; vmm_wait says why */
 		snprintf(err, errlen, "starting vCPUs: %s", strerror(-ret));
 		return ret;
