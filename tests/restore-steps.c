@@ -74,7 +74,7 @@ static void test_restore(void)
 	st = vmtest_exec(tmp, restore, out, sizeof(out), err, sizeof(err));
 	vmtest_slurp(stats, json, sizeof(json));
 	static const char *const order[] = {
-		"snapshot_open", "kvm_create_vm", "kvm_set_memslot", "kvm_create_irqchip",
+		"snapshot_state", "kvm_create_vm", "kvm_set_memslot", "kvm_create_irqchip",
 		"vcpu0_create", "vcpu1_create", "state_load", "engine_start", "first_kvm_run",
 	};
 	double prev = 0;
