@@ -119,13 +119,7 @@ int main(void)
 	};
 	if (!vmtest_begin("gmem-restore", GMEM_TEST_WATCHDOG_S, tmp, NTESTS))
 		return 0;
-	struct lvm_probe pm, pn;
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
-	if (pm.err || pn.err) {
-		for (int i = 0; i < NTESTS; i++)
-			tap_skip(names[i], "probe gmem x %s: %s", pm.err ? "MISSING" : "MINOR",
-				 pm.err ? pm.reason : pn.reason);
+	if (!gmem_test_lazy_or_skip(names, NTESTS)) {
 		vmtest_rmtree(tmp);
 		return tap_done();
 	}
