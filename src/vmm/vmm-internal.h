@@ -72,6 +72,8 @@ int vcpu_install_kick_handler(void);
 
 /* x86-boot.c */
 int x86_vm_init(struct vmm *vm, char *err, size_t errlen);
+/* KVM_GET_SUPPORTED_CPUID into vm->cpuid (system ioctl: needs no VM state). */
+int x86_get_cpuid(struct vmm *vm, char *err, size_t errlen);
 int x86_vcpu_init(struct vcpu *v, char *err, size_t errlen);
 int x86_write_tables(struct vmm *vm);
 int x86_vcpu_boot(struct vcpu *v);
