@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,22 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fc.h"
 #include "uffd.h"
 
 #define MiB2 (2ull << 20)
-
-__attribute__((format(printf, 4, 5)))
-static int fc_err(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
@@ -41,21 +29,21 @@ static int fc_validate_one(const struct fc_mapping *m, unsigned i, uint64_t file
 {
 	uint64_t ps = m->page_size;
 	if (ps != 4096 && ps != MiB2)
-		return fc_err(-EINVAL, err, errlen, "mapping %u: page size %llu is neither "
+		return errmsg_set(err, errlen, -EINVAL, "mapping %u: page size %llu is neither "
 			      "4096 nor 2097152", i, (unsigned long long)ps);
 	if (!m->size)
-		return fc_err(-EINVAL, err, errlen, "mapping %u: size 0", i);
+		return errmsg_set(err, errlen, -EINVAL, "mapping %u: size 0", i);
 	if (m->base % ps || m->size % ps || m->offset % ps)
-		return fc_err(-EINVAL, err, errlen, "mapping %u: base 0x%llx, size %llu or "
+		return errmsg_set(err, errlen, -EINVAL, "mapping %u: base 0x%llx, size %llu or "
 			      "offset %llu not a multiple of the %llu-byte page", i,
 			      (unsigned long long)m->base, (unsigned long long)m->size,
 			      (unsigned long long)m->offset, (unsigned long long)ps);
 	if (m->base >= FC_MAX_ADDR || m->size > FC_MAX_ADDR - m->base)
-		return fc_err(-EINVAL, err, errlen, "mapping %u: 0x%llx+%llu is not a user "
+		return errmsg_set(err, errlen, -EINVAL, "mapping %u: 0x%llx+%llu is not a user "
 			      "address range", i, (unsigned long long)m->base,
 			      (unsigned long long)m->size);
 	if (m->offset > file_size || m->size > file_size - m->offset)
-		return fc_err(-ERANGE, err, errlen, "mapping %u: file bytes %llu..%llu are "
+		return errmsg_set(err, errlen, -ERANGE, "mapping %u: file bytes %llu..%llu are "
 			      "beyond the end of the memory file (%llu bytes)", i,
 			      (unsigned long long)m->offset,
 			      (unsigned long long)(m->offset + m->size),
@@ -67,7 +55,7 @@ int fc_validate_mappings(const struct fc_mapping *m, unsigned n, uint64_t file_s
 			 char *err, size_t errlen)
 {
 	if (!n || n > FC_MAX_MAPPINGS)
-		return fc_err(-EINVAL, err, errlen, "%u mappings (1..%d allowed)", n,
+		return errmsg_set(err, errlen, -EINVAL, "%u mappings (1..%d allowed)", n,
 			      FC_MAX_MAPPINGS);
 	for (unsigned i = 0; i < n; i++) {
 		int ret = fc_validate_one(&m[i], i, file_size, err, errlen);
@@ -75,10 +63,10 @@ int fc_validate_mappings(const struct fc_mapping *m, unsigned n, uint64_t file_s
 			return ret;
 		for (unsigned j = 0; j < i; j++) {
 			if (ranges_overlap(m[i].base, m[i].size, m[j].base, m[j].size))
-				return fc_err(-EEXIST, err, errlen, "mappings %u and %u overlap "
+				return errmsg_set(err, errlen, -EEXIST, "mappings %u and %u overlap "
 					      "in the VMM's address space", j, i);
 			if (ranges_overlap(m[i].offset, m[i].size, m[j].offset, m[j].size))
-				return fc_err(-EEXIST, err, errlen, "mappings %u and %u overlap "
+				return errmsg_set(err, errlen, -EEXIST, "mappings %u and %u overlap "
 					      "in the memory file", j, i);
 		}
 	}
@@ -145,17 +133,17 @@ static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0)
-			return fc_err(-errno, err, errlen, "poll: %s", strerror(errno));
+			return errmsg_set(err, errlen, -errno, "poll: %s", strerror(errno));
 		if (pr == 0)
-			return fc_err(-ETIMEDOUT, err, errlen, "no complete message within %d ms "
+			return errmsg_set(err, errlen, -ETIMEDOUT, "no complete message within %d ms "
 				      "(%zu bytes received)", timeout_ms, have);
 		ssize_t n = recv_part(sock, buf + have, FC_MAX_MSG - have, fd, nfds, ctrunc);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n < 0)
-			return fc_err((int)n, err, errlen, "recvmsg: %s", strerror((int)-n));
+			return errmsg_set(err, errlen, (int)n, "recvmsg: %s", strerror((int)-n));
 		if (n == 0)
-			return fc_err(-ECONNRESET, err, errlen, "peer closed the connection %s",
+			return errmsg_set(err, errlen, -ECONNRESET, "peer closed the connection %s",
 				      have ? "in the middle of the message" : "without a message");
 		have += (size_t)n;
 		char perr[160];
@@ -163,10 +151,10 @@ static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out
 		if (ret == -ENODATA && have < FC_MAX_MSG)
 			continue;
 		if (ret == -ENODATA)
-			return fc_err(-EMSGSIZE, err, errlen, "message longer than %u bytes",
+			return errmsg_set(err, errlen, -EMSGSIZE, "message longer than %u bytes",
 				      FC_MAX_MSG);
 		if (ret < 0)
-			return fc_err(ret, err, errlen, "bad JSON: %s", perr);
+			return errmsg_set(err, errlen, ret, "bad JSON: %s", perr);
 		return ret;
 	}
 }
@@ -179,17 +167,17 @@ int fc_recv_message(int sock, int timeout_ms, struct fc_mapping *out, unsigned m
 	unsigned nfds = 0;
 	bool ctrunc = false;
 	if (!buf)
-		return fc_err(-ENOMEM, err, errlen, "out of memory");
+		return errmsg_set(err, errlen, -ENOMEM, "out of memory");
 	int n = recv_json(sock, timeout_ms, buf, out, max, &fd, &nfds, &ctrunc, err, errlen);
 	free(buf);
 	if (n >= 0 && (ctrunc || nfds > 1))
-		n = fc_err(-EBADMSG, err, errlen, "%s fds attached, expected exactly one "
+		n = errmsg_set(err, errlen, -EBADMSG, "%s fds attached, expected exactly one "
 			   "userfaultfd", ctrunc ? "too many" : nfds == 2 ? "two" : "several");
 	else if (n >= 0 && nfds == 0)
-		n = fc_err(-EBADMSG, err, errlen, "no userfaultfd attached to the message "
+		n = errmsg_set(err, errlen, -EBADMSG, "no userfaultfd attached to the message "
 			   "(SCM_RIGHTS)");
 	else if (n >= 0 && uffd_check_fd(fd))
-		n = fc_err(-EBADMSG, err, errlen, "the attached fd is not a userfaultfd");
+		n = errmsg_set(err, errlen, -EBADMSG, "the attached fd is not a userfaultfd");
 	if (n < 0) {
 		if (fd >= 0)
 			close(fd);

@@ -8,13 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "errmsg.h"
 #include "snapshot-memfile.h"
 
 struct snap_reader {
@@ -25,19 +25,6 @@ struct snap_reader {
 	uint8_t id[SNAP_ID_LEN];
 	struct snap_memfile *mem;
 };
-
-static int reader_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int reader_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static int read_whole_file(const char *path, uint8_t **out, size_t *len)
 {
@@ -80,25 +67,25 @@ static int reader_parse_sections(struct snap_reader *r, const struct snap_state_
 {
 	uint64_t table_size = (uint64_t)h->section_count * SNAP_SECTION_SIZE;
 	if (h->section_count > SNAP_MAX_SECTIONS || h->table_offset < SNAP_STATE_HDR_SIZE)
-		return reader_fail(err, errlen, -EBADMSG, "%s: bad section table", path);
+		return errmsg_set(err, errlen, -EBADMSG, "%s: bad section table", path);
 	if (h->table_offset > r->state_len || table_size > r->state_len - h->table_offset)
-		return reader_fail(err, errlen, -ENODATA,
+		return errmsg_set(err, errlen, -ENODATA,
 				   "%s: truncated (the section table lies past the end)", path);
 	const uint8_t *table = r->state + h->table_offset;
 	if (crc32c(0, table, table_size) != h->table_crc)
-		return reader_fail(err, errlen, -EBADMSG, "%s: section table checksum mismatch", path);
+		return errmsg_set(err, errlen, -EBADMSG, "%s: section table checksum mismatch", path);
 	r->secs = calloc(h->section_count ? h->section_count : 1, sizeof(*r->secs));
 	if (!r->secs)
-		return reader_fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		return errmsg_set(err, errlen, -ENOMEM, "%s: out of memory", path);
 	for (unsigned i = 0; i < h->section_count; i++) {
 		struct snap_section *s = &r->secs[i];
 		if (snap_section_decode(table + (size_t)i * SNAP_SECTION_SIZE, s) ||
 		    s->offset < SNAP_STATE_HDR_SIZE || s->offset % 8 ||
 		    s->offset > h->table_offset || s->length > h->table_offset - s->offset)
-			return reader_fail(err, errlen, -EBADMSG, "%s: section %u: bad table entry",
+			return errmsg_set(err, errlen, -EBADMSG, "%s: section %u: bad table entry",
 					   path, i);
 		if (crc32c(0, r->state + s->offset, s->length) != s->crc)
-			return reader_fail(err, errlen, -EBADMSG,
+			return errmsg_set(err, errlen, -EBADMSG,
 					   "%s: section %u (type %u): checksum mismatch", path, i,
 					   s->type);
 	}
@@ -110,11 +97,11 @@ static int reader_load_state(struct snap_reader *r, const char *path, char *err,
 {
 	int ret = read_whole_file(path, &r->state, &r->state_len);
 	if (ret)
-		return reader_fail(err, errlen, ret, "%s: %s", path,
+		return errmsg_set(err, errlen, ret, "%s: %s", path,
 				   ret == -EFBIG ? "too large for a state file" : strerror(-ret));
 	if (r->state_len < SNAP_STATE_HDR_SIZE) {
 		bool ours = r->state_len >= 8 && !memcmp(r->state, SNAP_STATE_MAGIC, 8);
-		return reader_fail(err, errlen, ours ? -ENODATA : -EBADMSG, "%s: %s", path,
+		return errmsg_set(err, errlen, ours ? -ENODATA : -EBADMSG, "%s: %s", path,
 				   ours ? "truncated (shorter than the header)"
 					: "not a lazyvm snapshot state file");
 	}
@@ -122,10 +109,10 @@ static int reader_load_state(struct snap_reader *r, const char *path, char *err,
 	const char *why;
 	ret = snap_state_hdr_decode(r->state, &h, &why);
 	if (ret == -EPROTO)
-		return reader_fail(err, errlen, ret, "%s: format version %u, this lazyvm reads %u",
+		return errmsg_set(err, errlen, ret, "%s: format version %u, this lazyvm reads %u",
 				   path, h.version, SNAP_VERSION);
 	if (ret)
-		return reader_fail(err, errlen, ret, "%s: %s", path, why);
+		return errmsg_set(err, errlen, ret, "%s: %s", path, why);
 	memcpy(r->id, h.id, SNAP_ID_LEN);
 	return reader_parse_sections(r, &h, path, err, errlen);
 }
@@ -137,12 +124,12 @@ static int reader_open(const char *dir, bool with_memory, struct snap_reader **o
 	char path[PATH_MAX];
 	struct stat st;
 	if (stat(dir, &st))
-		return reader_fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+		return errmsg_set(err, errlen, -errno, "%s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return reader_fail(err, errlen, -ENOTDIR, "%s: not a snapshot directory", dir);
+		return errmsg_set(err, errlen, -ENOTDIR, "%s: not a snapshot directory", dir);
 	struct snap_reader *r = calloc(1, sizeof(*r));
 	if (!r)
-		return reader_fail(err, errlen, -ENOMEM, "%s: out of memory", dir);
+		return errmsg_set(err, errlen, -ENOMEM, "%s: out of memory", dir);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	int ret = reader_load_state(r, path, err, errlen);
 	if (!ret && with_memory)
@@ -162,13 +149,13 @@ int snapshot_open_memory(struct snap_reader *r, const char *dir, char *err, size
 	snprintf(path, sizeof(path), "%s/memory", dir);
 	int ret = snap_memfile_open(path, &m, err, errlen);
 	if (ret == -EPROTO)	/* the memfile says which version; say which we read */
-		reader_fail(err, errlen, ret, "%s: unsupported format version, this lazyvm reads %u",
+		errmsg_set(err, errlen, ret, "%s: unsupported format version, this lazyvm reads %u",
 			    path, SNAP_VERSION);
 	if (ret)
 		return ret;
 	if (memcmp(r->id, m->hdr.id, SNAP_ID_LEN)) {
 		snap_memfile_put(m);
-		return reader_fail(err, errlen, -EBADMSG,
+		return errmsg_set(err, errlen, -EBADMSG,
 				   "%s: state and memory belong to different snapshots", dir);
 	}
 	m->stats.sections = r->nsecs;

@@ -105,6 +105,21 @@ static void unserve(struct lvm_mem *mem, struct lvm_source *src, struct lvm_engi
 	lvm_mem_destroy(mem);
 }
 
+/* The probe says gmem x m works (else SKIP) and serve() set it up (else
+ * not ok); false when the test cannot go on. */
+static bool serve_or_skip(enum lvm_mode m, const char *name, uint64_t size,
+			  struct lvm_mem **mem, struct lvm_source **src, struct lvm_engine **e)
+{
+	if (!gmem_test_probe(m, name))
+		return false;
+	int ret = serve(m, size, mem, src, e);
+	if (!ret)
+		return true;
+	tap_ok(0, "%s (setup: %s)", name, strerror(-ret));
+	unserve(*mem, *src, *e);
+	return false;
+}
+
 static void stats_diag(const char *what, const struct lvm_stats *s)
 {
 	tap_diag("%s: faults %llu (dup %llu), pages demand %llu of %llu, handler latency "
@@ -120,17 +135,11 @@ static void test_random(enum lvm_mode m)
 	char name[96];
 	snprintf(name, sizeof(name), "gmem x %s: 4 threads, random r/w, 16 MiB, every byte",
 		 lvm_mode_name(m));
-	if (!gmem_test_probe(m, name))
-		return;
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
 	struct lvm_engine *e = NULL;
-	int ret = serve(m, REGION, &mem, &src, &e);
-	if (ret) {
-		tap_ok(0, "%s (setup: %s)", name, strerror(-ret));
-		unserve(mem, src, e);
+	if (!serve_or_skip(m, name, REGION, &mem, &src, &e))
 		return;
-	}
 	uint64_t npages = REGION / PAGE;
 	struct lvm_stats before;
 	lvm_engine_stats(e, &before);
@@ -178,17 +187,11 @@ static void test_sequential(enum lvm_mode m)
 	char name[96];
 	snprintf(name, sizeof(name), "gmem x %s: sequential first touch, 8 MiB, every byte",
 		 lvm_mode_name(m));
-	if (!gmem_test_probe(m, name))
-		return;
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
 	struct lvm_engine *e = NULL;
-	int ret = serve(m, SEQ_REGION, &mem, &src, &e);
-	if (ret) {
-		tap_ok(0, "%s (setup: %s)", name, strerror(-ret));
-		unserve(mem, src, e);
+	if (!serve_or_skip(m, name, SEQ_REGION, &mem, &src, &e))
 		return;
-	}
 	volatile uint8_t *p = lvm_mem_addr(mem);
 	uint64_t npages = SEQ_REGION / PAGE, sum = 0;
 	uint64_t t0 = gmem_test_now_ns();

@@ -43,17 +43,6 @@ struct fc_cli {
 	int ready_fd;
 };
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct fc_cli *c)
 {
 	static const struct option opts[] = {
@@ -77,7 +66,7 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		case 'o': c->o.once = true; break;
 		case 'j': c->stats_json = optarg; break;
 		case 'u':
-			if (c->o.nallow_uids == FC_MAX_MAPPINGS || parse_uint(optarg, 0xfffffffeul, &v))
+			if (c->o.nallow_uids == FC_MAX_MAPPINGS || cli_parse_uint(optarg, 0xfffffffeul, &v))
 				return cli_fail(EXIT_USAGE, "fc-serve", "bad --allow-uid '%s'", optarg);
 			c->uids[c->o.nallow_uids++] = (uid_t)v;
 			break;
@@ -88,12 +77,12 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 			c->o.prefault = !strcmp(optarg, "all");
 			break;
 		case 't':
-			if (parse_uint(optarg, 64, &v))
+			if (cli_parse_uint(optarg, 64, &v))
 				return cli_fail(EXIT_USAGE, "fc-serve", "bad --threads '%s' (0..64)", optarg);
 			c->o.threads = (unsigned)v;
 			break;
 		case 'r':
-			if (parse_uint(optarg, 1u << 20, &v))
+			if (cli_parse_uint(optarg, 1u << 20, &v))
 				return cli_fail(EXIT_USAGE, "fc-serve", "bad --ready-fd '%s'", optarg);
 			c->ready_fd = (int)v;
 			break;

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* One line of context for an error, for APIs that take (char *err, size_t errlen). */
+#ifndef LAZYVM_ERRMSG_H
+#define LAZYVM_ERRMSG_H
+
+#include <stddef.h>
+
+/* Format into err (when err and errlen are non-zero); returns ret, so a
+ * caller can `return errmsg_set(err, errlen, -EINVAL, "...", ...);`. */
+int errmsg_set(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif
