@@ -118,6 +118,10 @@ struct lvm_engine_opts {
 	size_t fault_around;	/* serve this aligned chunk per fault; 0 = one page */
 	bool background_fill;	/* stream missing pages in the background */
 	size_t fill_chunk;	/* background COPY size; 0 = 512 KiB */
+	/* Background fill: first wait for a demand fault (the guest runs), at
+	 * most this long; 0 = start with the engine.  Keeps the fill off the
+	 * CPUs while a restore is still getting its vCPUs to run. */
+	unsigned fill_delay_ms;
 	unsigned spin_us;	/* poll the uffd this long before sleeping */
 	int uffd;		/* adopt this uffd (Firecracker); -1 = open one */
 	/* Called once per error (source failure, poisoned page), from an engine

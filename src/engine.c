@@ -308,6 +308,24 @@ static void fill_yield_to_demand(struct lvm_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* opts.fill_delay_ms: let the first demand fault go first (demand_done()
+ * broadcasts after each batch; stop broadcasts too). */
+static void fill_wait_first_fault(struct lvm_engine *e)
+{
+	if (!e->opts.fill_delay_ms)
+		return;
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	uint64_t ns = (uint64_t)dl.tv_nsec + e->opts.fill_delay_ms * 1000000ull;
+	dl.tv_sec += (time_t)(ns / 1000000000ull);
+	dl.tv_nsec = (long)(ns % 1000000000ull);
+	pthread_mutex_lock(&e->lock);
+	while (!atomic_load(&e->st.faults) && !atomic_load(&e->stopping))
+		if (pthread_cond_timedwait(&e->cond, &e->lock, &dl) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void fill_region(struct worker *w, struct region *r)
 {
 	struct lvm_engine *e = w->e;
@@ -356,6 +374,7 @@ static void fill_region(struct worker *w, struct region *r)
 void *engine_fill_thread(void *arg)
 {
 	struct worker *w = arg;
+	fill_wait_first_fault(w->e);
 	for (unsigned i = 0; i < w->e->nregions && !atomic_load(&w->e->stopping); i++)
 		fill_region(w, &w->e->regions[i]);
 	return NULL;

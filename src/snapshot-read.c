@@ -145,26 +145,34 @@ static int reader_open(const char *dir, bool with_memory, struct snap_reader **o
 		return reader_fail(err, errlen, -ENOMEM, "%s: out of memory", dir);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	int ret = reader_load_state(r, path, err, errlen);
-	if (!ret && !with_memory) {
-		*out = r;
-		return 0;
-	}
-	if (!ret) {
-		snprintf(path, sizeof(path), "%s/memory", dir);
-		ret = snap_memfile_open(path, &r->mem, err, errlen);
-		if (ret == -EPROTO)	/* the memfile says which version; say which we read */
-			reader_fail(err, errlen, ret, "%s: unsupported format version, this lazyvm reads %u",
-				    path, SNAP_VERSION);
-	}
-	if (!ret && memcmp(r->id, r->mem->hdr.id, SNAP_ID_LEN))
-		ret = reader_fail(err, errlen, -EBADMSG,
-				  "%s: state and memory belong to different snapshots", dir);
+	if (!ret && with_memory)
+		ret = snapshot_open_memory(r, dir, err, errlen);
 	if (ret) {
 		snapshot_close(r);
 		return ret;
 	}
-	r->mem->stats.sections = r->nsecs;
 	*out = r;
+	return 0;
+}
+
+int snapshot_open_memory(struct snap_reader *r, const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct snap_memfile *m;
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	int ret = snap_memfile_open(path, &m, err, errlen);
+	if (ret == -EPROTO)	/* the memfile says which version; say which we read */
+		reader_fail(err, errlen, ret, "%s: unsupported format version, this lazyvm reads %u",
+			    path, SNAP_VERSION);
+	if (ret)
+		return ret;
+	if (memcmp(r->id, m->hdr.id, SNAP_ID_LEN)) {
+		snap_memfile_put(m);
+		return reader_fail(err, errlen, -EBADMSG,
+				   "%s: state and memory belong to different snapshots", dir);
+	}
+	m->stats.sections = r->nsecs;
+	r->mem = m;
 	return 0;
 }
 

@@ -85,6 +85,10 @@ int snapshot_open(const char *dir, struct snap_reader **out, char *err, size_t e
  * (Firecracker style): sections as above; memory size and chunk size 0,
  * verify and the memory source -ENODATA. */
 int snapshot_open_state(const char *dir, struct snap_reader **out, char *err, size_t errlen);
+/* Add DIR/memory to a reader from snapshot_open_state (what snapshot_open
+ * does in one go; a restore loads the index while it creates the VM).  Only
+ * the memory getters and sources need it; nothing else reads r meanwhile. */
+int snapshot_open_memory(struct snap_reader *r, const char *dir, char *err, size_t errlen);
 void snapshot_close(struct snap_reader *r);
 
 /* The first section of a type; -ENOENT if absent.  Valid until close. */

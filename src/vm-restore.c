@@ -8,6 +8,8 @@
  * is validated and loaded before any guest instruction.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,13 @@
 #include "fc.h"
 #include "progress.h"
 #include "snapshot.h"
+#include "timeline.h"
 #include "vm-snapshot.h"
 #include "vmm/vmm.h"
 
 #define RESTORE_FILL_STEP (2u << 20)
 #define RESTORE_ZERO_STEP (64u << 10)
+#define RESTORE_FILL_DELAY_MS 100	/* at most: a guest faults at once */
 
 struct vm_restore {
 	struct snap_reader *r;
@@ -36,6 +40,8 @@ struct vm_restore {
 	struct hugetlb_reservation res;
 	bool source_failed;
 	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
+	uint64_t meta_mem;	/* memory size the state's metadata gives */
+	struct timeline *tl;
 };
 
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
@@ -109,6 +115,28 @@ static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_op
 	return 0;
 }
 
+/* Does the memory (DIR/memory's index, or --memory-file) have the size the
+ * state's metadata says?  After the index was loaded (restore_index_thread). */
+static int restore_check_mem_size(struct vm_restore *rs, const struct vm_restore_opts *o,
+				  char *err, size_t errlen)
+{
+	struct stat st;
+	uint64_t have = snapshot_mem_size(rs->r);
+	if (o->memory_file && stat(o->memory_file, &st)) {
+		snprintf(err, errlen, "%s: %s", o->memory_file, strerror(errno));
+		return -errno;
+	}
+	if (o->memory_file)
+		have = (uint64_t)st.st_size;
+	if (rs->meta_mem != have) {
+		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
+			 "the memory file (%llu bytes)", (unsigned long long)rs->meta_mem,
+			 (unsigned long long)have);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* The VM the snapshot describes, with its state loaded; memory untouched. */
 static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			     size_t errlen)
@@ -120,20 +148,11 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		ret = meta_u64(rs->r, "vcpus", &vcpus, err, errlen);
 	if (ret)
 		return ret;
-	struct stat st;
-	uint64_t have = snapshot_mem_size(rs->r);
-	if (o->memory_file && stat(o->memory_file, &st)) {
-		snprintf(err, errlen, "%s: %s", o->memory_file, strerror(errno));
-		return -errno;
-	}
-	if (o->memory_file)
-		have = (uint64_t)st.st_size;
-	if (mem != have || !vcpus || vcpus > VMM_MAX_VCPUS) {
-		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
-			 "the memory file (%llu bytes)", (unsigned long long)mem,
-			 (unsigned long long)have);
+	if (!vcpus || vcpus > VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "snapshot state: metadata: %llu vCPUs", (unsigned long long)vcpus);
 		return -EBADMSG;
 	}
+	rs->meta_mem = mem;
 	rs->backing = o->backing;
 	if (!o->backing_set && (snapshot_meta_get(rs->r, "backing", backing, sizeof(backing)) ||
 				lvm_backing_parse(backing, &rs->backing))) {
@@ -148,20 +167,23 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 	}
 	if ((ret = restore_choose_mode(rs, o, err, errlen)))
 		return ret;
+	timeline_mark(rs->tl, "mode_probe");
 	if (rs->backing == LVM_BACKING_HUGETLB && (ret = hugetlb_reserve((long)(mem >> 21), &rs->res))) {
 		snprintf(err, errlen, "hugetlb: cannot reserve %llu 2 MiB pages: %s",
 			 (unsigned long long)(mem >> 21), strerror(-ret));
 		return ret == -EBADMSG ? -ENOMEM : ret;
 	}
 	struct vmm_opts vo = { .mem_size = mem, .vcpus = (unsigned)vcpus, .backing = rs->backing,
-			       .serial_fd = o->serial_fd };
+			       .serial_fd = o->serial_fd, .timeline = rs->tl };
 	ret = vmm_create(&vo, &rs->vm, err, errlen);
 	if (ret)
 		return ret == -EBADMSG ? -EINVAL : ret;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	rs->vm_created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	return vmm_load_state(rs->vm, blob, len, err, errlen);
+	ret = vmm_load_state(rs->vm, blob, len, err, errlen);
+	timeline_mark(rs->tl, "state_load");
+	return ret;
 }
 
 static void restore_on_error(void *ctx, const char *msg)
@@ -180,14 +202,21 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	lvm_engine_opts_init(&eo);
 	eo.fault_around = o->fault_around ? o->fault_around : 256u << 10;
 	eo.background_fill = !o->no_background;
+	/* The fill starts when the guest runs (its first fault), not while the
+	 * vCPU threads are still being started: on a busy host it took a CPU
+	 * from them for milliseconds (docs/restore-latency.md). */
+	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
 	int ret = lvm_engine_create(&eo, &rs->e);
+	timeline_mark(rs->tl, "engine_create");
 	if (!ret)
 		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	timeline_mark(rs->tl, "engine_register");
 	if (ret >= 0)
 		ret = lvm_engine_start(rs->e);
+	timeline_mark(rs->tl, "engine_start");
 	if (ret < 0)
 		snprintf(err, errlen, "fault engine (%s, %s): %s", lvm_backing_name(rs->backing),
 			 lvm_mode_name(m), strerror(-ret));
@@ -265,9 +294,57 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		snprintf(err, errlen, "snapshot memory source: %s", strerror(-ret));
 		return ret == -EBADMSG ? -EIO : ret;
 	}
+	timeline_mark(rs->tl, "memory_source");
 	if (rs->eager)
 		return restore_eager(rs, err, errlen);
 	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
+}
+
+/* DIR/memory's index, on its own thread while the VM is created. */
+struct restore_index_job {
+	struct snap_reader *r;
+	const char *dir;
+	int ret;
+	char err[512];
+};
+
+static void *restore_index_thread(void *arg)
+{
+	struct restore_index_job *j = arg;
+	j->ret = snapshot_open_memory(j->r, j->dir, j->err, sizeof(j->err));
+	return NULL;
+}
+
+/*
+ * The snapshot's memory index (a CRC over 32 bytes per 64 KiB chunk: 0.4 ms
+ * at 1 GiB, more at 4 GiB) is loaded while the VM is created, which mostly
+ * waits for the kernel's SRCU grace periods (docs/restore-latency.md).
+ * Neither needs the other; both are done before any vCPU runs, and a bad
+ * index still fails the restore (its error first) before the guest starts.
+ */
+static int restore_open_overlapped(struct vm_restore *rs, const char *dir,
+				   const struct vm_restore_opts *o, char *err, size_t errlen)
+{
+	int ret = snapshot_open_state(dir, &rs->r, err, errlen);
+	timeline_mark(rs->tl, "snapshot_state");
+	if (ret)
+		return ret;
+	struct restore_index_job job = { .r = rs->r, .dir = dir };
+	pthread_t t;
+	bool threaded = !o->memory_file && !pthread_create(&t, NULL, restore_index_thread, &job);
+	if (!o->memory_file && !threaded)
+		restore_index_thread(&job);
+	ret = restore_create_vm(rs, o, err, errlen);
+	if (threaded)
+		pthread_join(t, NULL);
+	timeline_mark(rs->tl, "snapshot_index");
+	if (job.ret) {
+		snprintf(err, errlen, "%s", job.err);
+		return job.ret;
+	}
+	/* A size mismatch explains a failed VM creation better than its error. */
+	int size_ret = rs->meta_mem ? restore_check_mem_size(rs, o, err, errlen) : 0;
+	return size_ret ? size_ret : ret;
 }
 
 int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_restore **out,
@@ -278,10 +355,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		return -ENOMEM;
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
-	int ret = o->memory_file ? snapshot_open_state(dir, &rs->r, err, errlen)
-				 : snapshot_open(dir, &rs->r, err, errlen);
-	if (!ret)
-		ret = restore_create_vm(rs, o, err, errlen);
+	rs->tl = o->timeline;
+	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
 		ret = restore_memory(rs, o, err, errlen);
 	if (ret) {
@@ -295,6 +370,7 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 {
 	int ret = vmm_start(rs->vm);
+	timeline_mark(rs->tl, "vcpu_threads_start");
 	if (ret && ret != -EIO) {	/* -EIO: already stopped; vmm_wait says why */
 		snprintf(err, errlen, "starting vCPUs: %s", strerror(-ret));
 		return ret;

@@ -16,6 +16,7 @@
 #include "hugetlb.h"
 
 struct vmm;
+struct timeline;
 
 /* Guest metadata recorded in the snapshot's META section. */
 struct vm_snapshot_info {
@@ -55,6 +56,9 @@ struct vm_restore_opts {
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
+	/* Optional: where the restore marks its steps (timeline.h); must
+	 * outlive the restore. */
+	struct timeline *timeline;
 };
 
 struct vm_restore;

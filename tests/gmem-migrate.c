@@ -99,15 +99,12 @@ int main(void)
 	};
 	if (!vmtest_begin("gmem-migrate", GMEM_TEST_WATCHDOG_S, tmp, NTESTS))
 		return 0;
-	struct lvm_probe pm, pw;
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_WP, &pw);
-	if (pm.err) {
-		for (int i = 0; i < NTESTS; i++)
-			tap_skip(names[i], "probe gmem x MISSING: %s", pm.reason);
+	if (!gmem_test_lazy_or_skip(names, NTESTS)) {
 		vmtest_rmtree(tmp);
 		return tap_done();
 	}
+	struct lvm_probe pw;
+	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_WP, &pw);
 	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS);
 	migrate(names[0], "anon", "0", want);
 	if (pw.err)	/* pre-copy rounds track dirty pages with uffd-WP */

@@ -10,7 +10,9 @@
  *     uninterrupted run's, and the stats show demand faults (it really was
  *     lazy: every page arrived because a vCPU touched it);
  *   - restore --backing gmem with the defaults (mode as the probe allows,
- *     background fill on): same RESULT, and lazy, not the eager fallback.
+ *     background fill on): same RESULT, and lazy, not the eager fallback;
+ *   - a live snapshot (uffd-WP on the gmem mapping while the guest runs on):
+ *     the run finishes with the same RESULT, and so does its lazy restore.
  *
  * Small (16 MiB) because the real run is nested KVM inside QEMU TCG (make
  * check-gmem).  On a kernel without userfaultfd for guest_memfd every test
@@ -25,7 +27,7 @@
 #define SEED_ARG "5"
 #define ITERS 3000000
 #define ITERS_ARG "3000000"
-#define NTESTS 5
+#define NTESTS 7
 
 static char out[8192], err[8192];
 static char tmp[] = "/tmp/lazyvm-gmem-restore.XXXXXX";
@@ -51,11 +53,11 @@ static bool stats_mode_is(const char *json, const char *mode)
  * restore DIR --backing gmem [--mode M] [--no-background]: RESULT == want
  * and lazy.  mode NULL: the defaults (any lazy mode, background fill on).
  */
-static void restore(const char *dir, const char *mode, uint64_t want)
+static void restore(const char *dir, const char *label, const char *mode, uint64_t want)
 {
-	char json_path[600], json[4096], what[128];
+	char json_path[600], json[4096], what[160];
 	snprintf(json_path, sizeof(json_path), "%s/stats.json", tmp);
-	snprintf(what, sizeof(what), "lazy restore on gmem, %s",
+	snprintf(what, sizeof(what), "%slazy restore on gmem, %s", label,
 		 mode ? mode : "default mode, background fill");
 	/* mode NULL ends the list there: defaults, background fill on. */
 	const char *args[] = { "restore", dir, "--backing", "gmem", "--stats-json", json_path,
@@ -81,22 +83,43 @@ static void restore(const char *dir, const char *mode, uint64_t want)
 		tap_diag("stats: %s", json);
 }
 
+/* A point-in-time snapshot while the guest runs on, tracked with uffd-WP on
+ * the guest_memfd mapping: the run finishes right, the snapshot restores. */
+static void test_live(const char *const names[2], uint64_t want)
+{
+	struct lvm_probe pw;
+	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_WP, &pw);
+	if (pw.err) {
+		for (int i = 0; i < 2; i++)
+			tap_skip(names[i], "probe gmem x WP: %s", pw.reason);
+		return;
+	}
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/live", tmp);
+	const char *args[] = { "run", "--guest", "workload", "--mem", MEM_ARG, "--seed", SEED_ARG,
+			       "--iterations", ITERS_ARG, "--vcpus", "2", "--backing", "gmem",
+			       "--snapshot", dir, "--snapshot-after-ms", "50", "--live", NULL };
+	uint64_t got = 0;
+	bool ran = run_cli(args, names[0], &got);
+	tap_ok(ran && got == want, "%s: RESULT %016llx == uninterrupted %016llx", names[0],
+	       (unsigned long long)got, (unsigned long long)want);
+	if (ran)
+		restore(dir, "live snapshot: ", "missing", want);
+	else
+		tap_skip(names[1], "no live snapshot");
+}
+
 int main(void)
 {
 	static const char *const names[NTESTS] = {
 		"gmem: uninterrupted run, RESULT == model", "gmem: run --snapshot mid-run",
 		"lazy restore on gmem, missing", "lazy restore on gmem, minor",
 		"lazy restore on gmem, default mode, background fill",
+		"gmem: live snapshot (uffd-WP), the guest finishes", "live snapshot: lazy restore",
 	};
 	if (!vmtest_begin("gmem-restore", GMEM_TEST_WATCHDOG_S, tmp, NTESTS))
 		return 0;
-	struct lvm_probe pm, pn;
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
-	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
-	if (pm.err || pn.err) {
-		for (int i = 0; i < NTESTS; i++)
-			tap_skip(names[i], "probe gmem x %s: %s", pm.err ? "MISSING" : "MINOR",
-				 pm.err ? pm.reason : pn.reason);
+	if (!gmem_test_lazy_or_skip(names, NTESTS)) {
 		vmtest_rmtree(tmp);
 		return tap_done();
 	}
@@ -120,10 +143,11 @@ int main(void)
 		for (int i = 2; i < NTESTS; i++)
 			tap_skip(names[i], "no snapshot");
 	} else {
-		restore(dir, "missing", ref);
-		restore(dir, "minor", ref);
-		restore(dir, NULL, ref);
+		restore(dir, "", "missing", ref);
+		restore(dir, "", "minor", ref);
+		restore(dir, "", NULL, ref);
 	}
+	test_live(names + 5, ref);
 	vmtest_rmtree(tmp);
 	return tap_done();
 }

@@ -55,4 +55,19 @@ static inline bool gmem_test_probe(enum lvm_mode m, const char *name)
 	return true;
 }
 
+/* true if gmem is served lazily here (MISSING and MINOR register); else SKIPs
+ * every one of names[0..n) with the probe's reason. */
+static inline bool gmem_test_lazy_or_skip(const char *const *names, int n)
+{
+	struct lvm_probe pm, pn;
+	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
+	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
+	if (!pm.err && !pn.err)
+		return true;
+	for (int i = 0; i < n; i++)
+		tap_skip(names[i], "probe gmem x %s: %s", pm.err ? "MISSING" : "MINOR",
+			 pm.err ? pm.reason : pn.reason);
+	return false;
+}
+
 #endif

@@ -188,6 +188,9 @@ function finish(p,    why) {
 	print "# " p ": " line
 	next
 }
+# A kernel BUG/oops/panic in the guest fails the run even if no test noticed
+# (loglevel=4: these print, warnings do not).
+/(BUG:|Oops:|Kernel panic|general protection fault|Call Trace:)/ { emit(1, "guest kernel: " $0) }
 { tail[++nt % 25] = $0 }
 END {
 	for (i = 1; i <= np; i++)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "timeline.h"
 #include "vm-common.h"
 #include "vm-snapshot.h"
 #include "vmm/vmm.h"
@@ -92,6 +93,10 @@ int cmd_restore(int argc, char **argv)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
 	vm_stats_init(&st);
+	struct timeline tl;
+	timeline_init(&tl);
+	tl.start_ns = st.start_ns;
+	ro.timeline = &tl;
 	struct vm_restore *rs = NULL;
 	char err[512] = "";
 	int status = 0;
@@ -109,6 +114,10 @@ int cmd_restore(int argc, char **argv)
 	vm_restore_stats(rs, &st.engine);
 	vm_stats_add(&st, "vm_create_done_us", "%.1f",
 		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
+	char steps[1536];
+	timeline_json(&tl, steps, sizeof(steps));
+	vm_stats_add(&st, "steps_us", "%s", steps);
+	vm_stats_add(&st, "start_monotonic_ns", "%llu", (unsigned long long)st.start_ns);
 	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));

@@ -73,7 +73,15 @@ int vcpu_create(struct vmm *vm, unsigned idx, char *err, size_t errlen)
 		snprintf(err, errlen, "mmap kvm_run: %s", strerror(errno));
 		return -errno;
 	}
-	return x86_vcpu_init(v, err, errlen);
+	int ret = x86_vcpu_init(v, err, errlen);
+	static const char *const step[VMM_MAX_VCPUS] = {
+		"vcpu0_create", "vcpu1_create", "vcpu2_create", "vcpu3_create",
+		"vcpu4_create", "vcpu5_create", "vcpu6_create", "vcpu7_create",
+		"vcpu8_create", "vcpu9_create", "vcpu10_create", "vcpu11_create",
+		"vcpu12_create", "vcpu13_create", "vcpu14_create", "vcpu15_create",
+	};
+	timeline_mark(vm->tl, step[idx]);
+	return ret;
 }
 
 void vcpu_destroy(struct vcpu *v)
@@ -185,7 +193,8 @@ static void *vcpu_thread(void *arg)
 
 	vcpu_self = v;
 	uint64_t zero = 0;
-	atomic_compare_exchange_strong(&vm->first_entry_ns, &zero, vmm_now_ns());
+	if (atomic_compare_exchange_strong(&vm->first_entry_ns, &zero, vmm_now_ns()))
+		timeline_mark(vm->tl, "first_kvm_run");
 	for (;;) {
 		int ret = ioctl(v->fd, KVM_RUN, 0);
 		if (__atomic_load_n(&v->poisoned, __ATOMIC_SEQ_CST)) {

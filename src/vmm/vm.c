@@ -52,15 +52,18 @@ static int vmm_open_kvm(struct vmm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "/dev/kvm: unexpected KVM API version");
 		return -ENOTSUP;
 	}
+	timeline_mark(vm->tl, "kvm_open");
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		return -errno;
 	}
-	return x86_vm_init(vm, err, errlen);
+	timeline_mark(vm->tl, "kvm_create_vm");
+	return 0;
 }
 
 struct memslot_job {
+	struct timeline *tl;
 	int vm_fd;
 	struct kvm_userspace_memory_region slot;
 	int err;
@@ -70,14 +73,23 @@ static void *vmm_memslot_thread(void *arg)
 {
 	struct memslot_job *j = arg;
 	j->err = ioctl(j->vm_fd, KVM_SET_USER_MEMORY_REGION, &j->slot) ? errno : 0;
+	timeline_mark(j->tl, "kvm_set_memslot");
 	return NULL;
 }
 
 /*
- * The memory and its memslot.  Installing a memslot waits for an SRCU grace
- * period (~8 ms on this nested host, whatever the size): it runs on its own
- * thread while the vCPUs are created (they take other locks), which is most
- * of what a restore waits for before its first instruction.
+ * The memory and its memslot, then the irqchip, then the vCPUs — in that
+ * order because of the kernel's SRCU use.  Installing a memslot waits for an
+ * expedited SRCU grace period on kvm->srcu.  KVM_CREATE_IRQCHIP registers
+ * the PIC and IOAPIC on the I/O bus, which (since Linux 6.18, commit
+ * 7d9a0273c459) frees the old bus with call_srcu(): that starts a *normal*
+ * grace period, and an expedited one requested after it has to wait for it
+ * — one to two ticks (4-8 ms at HZ=250).  Memslot first, and its grace
+ * period is the expedited one alone (~0.3 ms; docs/restore-latency.md).
+ * The irqchip must exist before any vCPU.  The memslot's ioctl runs on its
+ * own thread while this one fetches the host's CPUID (~0.3 ms): besides the
+ * grace period it allocates the slot's reverse maps (shadow paging: ~10 bytes
+ * per 4 KiB page, ~2 ms at 4 GiB).
  */
 static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t errlen)
 {
@@ -88,7 +100,9 @@ static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t 
 			 (unsigned long long)(vm->mem_size >> 20), strerror(-ret));
 		return ret;
 	}
+	timeline_mark(vm->tl, "memory_create");
 	struct memslot_job j = {
+		.tl = vm->tl,
 		.vm_fd = vm->vm_fd,
 		.slot = { .slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem_size,
 			  .userspace_addr = (uint64_t)(uintptr_t)lvm_mem_addr(vm->mem) },
@@ -97,14 +111,20 @@ static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t 
 	bool threaded = pthread_create(&t, NULL, vmm_memslot_thread, &j) == 0;
 	if (!threaded)
 		vmm_memslot_thread(&j);
-	for (unsigned i = 0; !ret && i < vm->nvcpus; i++)
-		ret = vcpu_create(vm, i, err, errlen);
+	ret = x86_get_cpuid(vm, err, errlen);	/* meanwhile */
+	timeline_mark(vm->tl, "kvm_get_cpuid");
 	if (threaded)
 		pthread_join(t, NULL);
 	if (!ret && j.err) {
 		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(j.err));
 		ret = -j.err;
 	}
+	if (ret)
+		return ret;
+	ret = x86_vm_init(vm, err, errlen);
+	timeline_mark(vm->tl, "kvm_create_irqchip");
+	for (unsigned i = 0; !ret && i < vm->nvcpus; i++)
+		ret = vcpu_create(vm, i, err, errlen);
 	return ret;
 }
 
@@ -125,6 +145,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->mem_size = o->mem_size;
 	vm->nvcpus = o->vcpus ? o->vcpus : 2;
 	vm->seed = o->seed;
+	vm->tl = o->timeline;
 	vm->iterations = o->iterations;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
 	pthread_mutex_init(&vm->lock, NULL);
@@ -171,6 +192,7 @@ void vmm_destroy(struct vmm *vm)
 	lvm_mem_destroy(vm->mem);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	free(vm->cpuid);
 	serial_destroy(&vm->serial);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);

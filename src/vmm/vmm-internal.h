@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "timeline.h"
 #include "vmm/vmm.h"
 
 #define SERIAL_LINE_MAX 256
@@ -41,6 +42,7 @@ struct vmm {
 	uint64_t mem_size;
 	unsigned nvcpus;
 	bool irqchip;		/* in-kernel LAPIC/PIC/IOAPIC */
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, fetched once */
 	char guest[32];
 	uint64_t seed, iterations;
 	struct vcpu vcpus[VMM_MAX_VCPUS];
@@ -54,6 +56,7 @@ struct vmm {
 	char error[256];
 
 	_Atomic uint64_t first_entry_ns;
+	struct timeline *tl;	/* NULL: nobody measures */
 	struct serial serial;
 };
 
@@ -69,6 +72,8 @@ int vcpu_install_kick_handler(void);
 
 /* x86-boot.c */
 int x86_vm_init(struct vmm *vm, char *err, size_t errlen);
+/* KVM_GET_SUPPORTED_CPUID into vm->cpuid (system ioctl: needs no VM state). */
+int x86_get_cpuid(struct vmm *vm, char *err, size_t errlen);
 int x86_vcpu_init(struct vcpu *v, char *err, size_t errlen);
 int x86_write_tables(struct vmm *vm);
 int x86_vcpu_boot(struct vcpu *v);

@@ -25,6 +25,7 @@
 #define VMM_MAX_VCPUS 16
 
 struct vmm;
+struct timeline;
 
 struct vmm_opts {
 	const char *guest;		/* "workload" | "boot-like"; NULL on restore */
@@ -34,6 +35,9 @@ struct vmm_opts {
 	uint64_t seed;			/* guest parameters (fresh boot only) */
 	uint64_t iterations;
 	int serial_fd;			/* guest serial output; -1 = discard */
+	/* Optional: the VM's creation steps and first KVM_RUN are marked here
+	 * (timeline.h); must outlive the VM. */
+	struct timeline *timeline;
 };
 
 /*
