@@ -259,8 +259,14 @@ int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off
 	/* Pages a fault claimed (waiting for this data) count as demand; pages
 	 * nobody asked for yet are claimed here and count as background. */
 	for (uint64_t i = 0; i < n; ) {
-		bool demand = page_get(r, p + i) == PG_CLAIMED;
-		if (!demand && !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED)) {
+		uint8_t st = page_get(r, p + i);
+		bool demand = st == PG_CLAIMED;
+		/* A fault may claim the page between the read and the CAS: look
+		 * again and serve that claim (skipping it would leave the faulting
+		 * thread waiting for data that was already delivered). */
+		if (st == PG_MISSING && !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
+			continue;
+		if (st != PG_MISSING && !demand) {
 			i++;	/* present, removed or gone: nothing to do */
 			continue;
 		}

@@ -31,6 +31,7 @@ struct mig_dst {
 	uint64_t session, nunits;
 	unsigned vcpus;
 	_Atomic int phase;		/* enum mig_phase; read by the request reader */
+	_Atomic bool served;		/* the engine serves memory: install, never write */
 	struct lvm_mem *mem;
 	struct lvm_source *src;
 	struct lvm_engine *e;
@@ -117,7 +118,7 @@ static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, boo
 {
 	uint64_t off = u * d->lim.unit;
 	const uint8_t *src = data ? data : d->zero;
-	bool precopy = atomic_load(&d->phase) == MIG_PHASE_PRECOPY || !d->e;
+	bool precopy = !atomic_load(&d->served);
 	int ret;
 
 	if (precopy) {
@@ -430,7 +431,10 @@ static int dst_serve_memory(struct mig_dst *d)
 	for (uint64_t u = 0; !ret && u < d->nunits; u++)
 		if (atomic_load(&d->have[u]))
 			ret = lvm_engine_mark_present(d->e, d->src, u * d->lim.unit, d->lim.unit);
-	return ret ? ret : lvm_engine_start(d->e);
+	if (!ret)
+		ret = lvm_engine_start(d->e);
+	atomic_store(&d->served, !ret);
+	return ret;
 }
 
 static int dst_setup_memory(struct mig_dst *d, const struct mig_dst_vm *vm)

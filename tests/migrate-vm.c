@@ -140,7 +140,7 @@ static void lost_for_good(void)
 	uint64_t cut = 8ull << 20;
 	if (proxy_start(&px, port, &cut, 1))
 		tap_bail("proxy");
-	px.refuse_after_cut = true;
+	atomic_store(&px.refuse_after_cut, true);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", px.port);
 	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
 			       "--iterations", ITERS, "--vcpus", "2", "--migrate-to", addr,

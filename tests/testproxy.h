@@ -40,7 +40,7 @@ struct proxy {
 	int ncuts, next_cut;
 	_Atomic int cuts_done;
 	_Atomic bool stop;
-	bool refuse_after_cut;	/* after the first cut, hang up every new connection */
+	_Atomic bool refuse_after_cut;	/* after the first cut, hang up every new connection */
 };
 
 struct proxy_pipe { struct proxy *p; struct proxy_pair *pair; bool upstream; };
@@ -142,7 +142,7 @@ static inline void *proxy_accept_loop(void *arg)
 		int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
-		if (p->refuse_after_cut && atomic_load(&p->cuts_done)) {
+		if (atomic_load(&p->refuse_after_cut) && atomic_load(&p->cuts_done)) {
 			close(c);	/* the peer is gone for good */
 			continue;
 		}
