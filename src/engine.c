@@ -24,13 +24,6 @@
  * the uffd (write lock) never waits behind one long COPY. */
 #define FILL_PIECE (256u << 10)
 
-uint64_t engine_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
 {
 	char msg[sizeof(e->error)];
@@ -174,7 +167,7 @@ int engine_drain_events(struct lvm_engine *e, struct worker *w)
 static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 {
 	struct lvm_engine *e = w->e;
-	uint64_t addr = m->arg.pagefault.address, t0 = engine_now_ns();
+	uint64_t addr = m->arg.pagefault.address, t0 = mono_now_ns();
 	struct region *r = engine_region_of(e, addr);
 
 	atomic_fetch_add(&e->st.faults, 1);
@@ -187,7 +180,7 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 	uint8_t st = page_get(r, p);
 	if (r->minor && (st == PG_PRESENT || st == PG_ZERO)) {
 		engine_serve_cached(w, r, p);
-		histogram_record(&e->fault_lat, engine_now_ns() - t0);
+		histogram_record(&e->fault_lat, mono_now_ns() - t0);
 		return;
 	}
 	switch (st) {
@@ -224,7 +217,7 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 	default:	/* GONE */
 		return;
 	}
-	histogram_record(&e->fault_lat, engine_now_ns() - t0);
+	histogram_record(&e->fault_lat, mono_now_ns() - t0);
 }
 
 void engine_serve_queued(struct worker *w)
@@ -265,10 +258,10 @@ static void demand_done(struct lvm_engine *e)
 static bool handler_wait(struct lvm_engine *e)
 {
 	struct pollfd pfd[2] = { { e->uffd, POLLIN, 0 }, { e->stop_efd, POLLIN, 0 } };
-	uint64_t spin_until = e->opts.spin_us ? engine_now_ns() + e->opts.spin_us * 1000ull : 0;
+	uint64_t spin_until = e->opts.spin_us ? mono_now_ns() + e->opts.spin_us * 1000ull : 0;
 
 	for (;;) {
-		int timeout = spin_until && engine_now_ns() < spin_until ? 0 : -1;
+		int timeout = spin_until && mono_now_ns() < spin_until ? 0 : -1;
 		int n = poll(pfd, 2, timeout);
 		if (n < 0 && errno != EINTR)
 			return false;

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "backing.h"
 #include "histogram.h"
 #include "lazyvm.h"
@@ -121,7 +122,6 @@ struct lvm_engine {
 };
 
 /* engine.c */
-uint64_t engine_now_ns(void);
 void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int engine_drain_events(struct lvm_engine *e, struct worker *w);

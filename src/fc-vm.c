@@ -19,7 +19,7 @@
 
 static double now_s(void)
 {
-	return (double)engine_now_ns() / 1e9;
+	return (double)mono_now_ns() / 1e9;
 }
 
 static void vm_on_error(void *ctx, const char *msg)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "backing.h"
 #include "histogram.h"
 #include "migrate-wire.h"
@@ -48,13 +49,6 @@ struct mig_dst {
 	size_t errlen;
 };
 
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
 {
 	va_list ap;
@@ -85,7 +79,7 @@ static int dst_get(void *ctx, uint64_t off, size_t len, void *scratch, const voi
 	struct mig_dst *d = ctx;
 	(void)scratch, (void)data;
 	uint64_t u0 = off / d->lim.unit, u1 = (off + len + d->lim.unit - 1) / d->lim.unit;
-	uint64_t t = now_ns(CLOCK_MONOTONIC);
+	uint64_t t = clock_now_ns(CLOCK_MONOTONIC);
 	bool ask = false;
 	for (uint64_t u = u0; u < u1; u++) {
 		uint64_t zero = 0;
@@ -135,7 +129,7 @@ static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, boo
 		if (!ret) {
 			uint64_t asked = atomic_exchange(&d->asked_ns[u], 0);
 			if (asked) {	/* a vCPU waited for it */
-				uint64_t wait = now_ns(CLOCK_MONOTONIC) - asked;
+				uint64_t wait = clock_now_ns(CLOCK_MONOTONIC) - asked;
 				histogram_record(&d->remote_lat, wait);
 				atomic_fetch_add(&d->blocktime_ns, wait);
 			}
@@ -323,11 +317,11 @@ static int dst_send_bitmap(struct mig_dst *d)
 static int dst_recover(struct mig_dst *d)
 {
 	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
 	char why[160];
 	for (;;) {
 		dst_drop_link(d);
-		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
 		if (now >= deadline)
 			return dst_fail(d, -ETIMEDOUT, "the source did not come back within %u s "
 					"after the link dropped", t);
@@ -531,7 +525,7 @@ static int dst_wait_go(struct mig_dst *d)
  * skipped).  true: the source knows it is finished. */
 static bool dst_done_acked(struct mig_dst *d, int timeout_ms)
 {
-	struct mig_stamp done = { now_ns(CLOCK_REALTIME), d->nunits };
+	struct mig_stamp done = { clock_now_ns(CLOCK_REALTIME), d->nunits };
 	mig_stamp_to_wire(&done);
 	if (d->main_fd < 0 || mig_send(d->main_fd, MIG_DONE, &done, sizeof(done), NULL, 0))
 		return false;
@@ -558,9 +552,9 @@ static void dst_finish(struct mig_dst *d)
 	if (dst_done_acked(d, (int)t * 1000))
 		return;
 	dst_drop_link(d);
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
 	char why[160];
-	for (uint64_t now; (now = now_ns(CLOCK_MONOTONIC)) < deadline; ) {
+	for (uint64_t now; (now = clock_now_ns(CLOCK_MONOTONIC)) < deadline; ) {
 		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
 					    why, sizeof(why));
 		if (fd >= 0) {
@@ -637,7 +631,7 @@ static void dst_fill_stats(struct mig_dst *d, struct mig_stats *s, uint64_t t0,
 			   uint64_t started)
 {
 	memset(s, 0, sizeof(*s));
-	s->total_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+	s->total_ms = (clock_now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
 	if (started && d->stop_realtime_ns && started > d->stop_realtime_ns)
 		s->downtime_ms = (started - d->stop_realtime_ns) / 1000000;
 	s->first_vcpu_entry_realtime_ns = started;
@@ -657,7 +651,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	d->errlen = errlen;
 	if (err && errlen)
 		err[0] = 0;
-	uint64_t t0 = now_ns(CLOCK_MONOTONIC), started = 0;
+	uint64_t t0 = clock_now_ns(CLOCK_MONOTONIC), started = 0;
 	void *state = NULL;
 	size_t state_len = 0;
 	char why[160];
@@ -667,7 +661,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 		dst_fail(d, ret, "bad connection from the source: %s", why);
 	if (ret >= 0) {
 		d->main_fd = ret;
-		t0 = now_ns(CLOCK_MONOTONIC);
+		t0 = clock_now_ns(CLOCK_MONOTONIC);
 		ret = dst_setup_memory(d, vm);
 	}
 	if (!ret)
@@ -691,7 +685,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	if (!ret && (ret = vm->start(vm->ctx)))
 		dst_fail(d, ret, "starting the vCPUs: %s", strerror(-ret));
 	if (!ret) {
-		started = now_ns(CLOCK_REALTIME);
+		started = clock_now_ns(CLOCK_REALTIME);
 		atomic_store(&d->phase, MIG_PHASE_RUNNING);
 		struct mig_stamp st = { started, 0 };
 		mig_stamp_to_wire(&st);

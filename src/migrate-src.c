@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "backing.h"
 #include "histogram.h"
 #include "migrate-wire.h"
@@ -52,13 +53,6 @@ struct mig_src {
 	size_t errlen;
 	char why[200];			/* detail of the last failed exchange */
 };
-
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
 {
@@ -127,13 +121,13 @@ static void *src_request_server(void *arg)
 		if (mig_recv(s->req_fd, &m, buf, sizeof(buf), &s->lim, -1, why, sizeof(why)) ||
 		    m.type != MIG_REQUEST)
 			break;
-		uint64_t t = now_ns(CLOCK_MONOTONIC);
+		uint64_t t = clock_now_ns(CLOCK_MONOTONIC);
 		struct mig_pages r;
 		memcpy(&r, m.payload, sizeof(r));
 		mig_pages_from_wire(&r);
 		if (src_send_units(s, s->req_fd, r.offset / s->lim.unit, r.count))
 			break;
-		histogram_record(&s->req_lat, now_ns(CLOCK_MONOTONIC) - t);
+		histogram_record(&s->req_lat, clock_now_ns(CLOCK_MONOTONIC) - t);
 		atomic_fetch_add(&s->n_req, r.count);
 	}
 	/* The link is broken, whichever channel noticed: kick the main thread
@@ -413,12 +407,12 @@ static int src_push(struct mig_src *s, bool *done)
  * *go_needed: the destination is still waiting for GO. */
 static int src_recover(struct mig_src *s, unsigned timeout_s, bool *go_needed)
 {
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_s * 1000000000ull;
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + timeout_s * 1000000000ull;
 	unsigned backoff_ms = 50;
 	char why[200] = "";
 	for (;;) {
 		src_close_link(s);
-		if (now_ns(CLOCK_MONOTONIC) > deadline)
+		if (clock_now_ns(CLOCK_MONOTONIC) > deadline)
 			return src_fail(s, -ETIMEDOUT, "lost the destination %s and could not "
 					"reconnect within %u s (last: %s)", s->o->addr, timeout_s, why);
 		struct mig_hello_ack ack;
@@ -509,7 +503,7 @@ static int src_wait_ready(struct mig_src *s)
 
 static void src_fill_stats(struct mig_src *s, struct mig_stats *out)
 {
-	s->st.total_ms = (now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
+	s->st.total_ms = (clock_now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
 	s->st.pages_postcopy_request = atomic_load(&s->n_req);
 	histogram_summary(&s->req_lat, &s->st.remote_fault);
 	if (s->started_realtime_ns > s->stop_realtime_ns && s->stop_realtime_ns)
@@ -524,9 +518,9 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 			     .main_fd = -1, .req_fd = -1, .err = err, .errlen = errlen };
 	if (err && errlen)
 		err[0] = 0;
-	s.t0 = now_ns(CLOCK_MONOTONIC);
+	s.t0 = clock_now_ns(CLOCK_MONOTONIC);
 	s.lim.mem_size = lvm_mem_size(mem);
-	s.session = now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
+	s.session = clock_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 	s.buf = malloc(64 + MIG_MAX_DATA);
 	src_progress_phase(&s, "migrate: pre-copy");
 	bool paused = false, gone = false;
@@ -536,7 +530,7 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	if (!ret) {
 		ret = vm->pause(vm->ctx);
 		paused = !ret;
-		s.stop_realtime_ns = now_ns(CLOCK_REALTIME);
+		s.stop_realtime_ns = clock_now_ns(CLOCK_REALTIME);
 		if (ret)
 			src_fail(&s, ret, "pausing the VM: %s", strerror(-ret));
 	}

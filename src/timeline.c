@@ -6,24 +6,17 @@
 
 #include "timeline.h"
 
-uint64_t timeline_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void timeline_init(struct timeline *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->start_ns = timeline_now_ns();
+	t->start_ns = mono_now_ns();
 }
 
 void timeline_mark(struct timeline *t, const char *step)
 {
 	if (!t)
 		return;
-	uint64_t now = timeline_now_ns();
+	uint64_t now = mono_now_ns();
 	unsigned i = atomic_fetch_add(&t->n, 1);
 	if (i < TIMELINE_MAX)
 		t->marks[i] = (struct timeline_mark){ .step = step, .ns = now };

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 #define TIMELINE_MAX 48
 
 struct timeline_mark {
@@ -27,7 +29,6 @@ struct timeline {
 	struct timeline_mark marks[TIMELINE_MAX];
 };
 
-uint64_t timeline_now_ns(void);
 /* Start at now (marks are reported relative to it). */
 void timeline_init(struct timeline *t);
 void timeline_mark(struct timeline *t, const char *step);

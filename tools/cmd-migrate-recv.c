@@ -215,7 +215,7 @@ int cmd_migrate_recv(int argc, char **argv)
 	}
 	if (mig_dst_engine(d))
 		lvm_engine_stats(mig_dst_engine(d), &st.engine);
-	st.end_ns = vm_now_ns();
+	st.end_ns = mono_now_ns();
 	migrate_stats_add(&st, &ms);
 	if (o.vm.stats_json && (errno = -vm_stats_write(o.vm.stats_json, &st)))
 		ret = cli_fail(1, "migrate-recv", "%s: %s", o.vm.stats_json, strerror(errno));

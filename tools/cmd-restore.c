@@ -106,7 +106,7 @@ int cmd_restore(int argc, char **argv)
 	ret = vm_restore_run(rs, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
-	st.end_ns = vm_now_ns();
+	st.end_ns = mono_now_ns();
 	st.first_entry_ns = vmm_first_entry_ns(vm_restore_vmm(rs));
 	st.result = vmm_result(vm_restore_vmm(rs));
 	st.backing = lvm_backing_name(vm_restore_backing(rs));

@@ -133,7 +133,7 @@ int cmd_run(int argc, char **argv)
 		ret = run_guest(vm, &o, &st);
 	if (vm)
 		st.first_entry_ns = vmm_first_entry_ns(vm);
-	st.end_ns = vm_now_ns();
+	st.end_ns = mono_now_ns();
 	int wret = o.vm.stats_json ? vm_stats_write(o.vm.stats_json, &st) : 0;
 	if (wret)
 		ret = cli_fail(1, "run", "%s: %s", o.vm.stats_json, strerror(-wret));

@@ -97,17 +97,10 @@ int vm_cli_parse(struct vm_cli_opts *o, const char *cmd, int argc, char **argv, 
 	}
 }
 
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void vm_stats_init(struct vm_stats *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->start_ns = vm_now_ns();
+	s->start_ns = mono_now_ns();
 	s->backing = s->mode = s->result = "";
 }
 
@@ -135,7 +128,7 @@ int vm_stats_write(const char *path, const struct vm_stats *s)
 	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
 	if (!f)
 		return -errno;
-	uint64_t end = s->end_ns ? s->end_ns : vm_now_ns();
+	uint64_t end = s->end_ns ? s->end_ns : mono_now_ns();
 	const struct lvm_latency *l = &s->engine.fault_latency;
 	fprintf(f, "{\n  \"first_instruction_us\": %.1f,\n  \"wall_us\": %.1f,\n",
 		s->first_entry_ns ? us(s->first_entry_ns - s->start_ns) : -1.0,

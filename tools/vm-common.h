@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "lazyvm.h"
 
 struct vm_cli_opts {
@@ -50,6 +51,5 @@ void vm_stats_add(struct vm_stats *s, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Write the JSON object to path ("-" = stdout); 0 or -errno. */
 int vm_stats_write(const char *path, const struct vm_stats *s);
-uint64_t vm_now_ns(void);
 
 #endif
