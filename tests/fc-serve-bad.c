@@ -17,7 +17,7 @@
 #define FILE_SIZE (8u << 20)
 #define NOBODY 65534
 
-static char dir[64], mem_path[128], sock_path[128], log_path[128], stats_path[128];
+static struct fct_paths paths;
 static uint8_t *expect;
 static struct fct_vm good;
 static uint64_t good_read;	/* bytes of good's region 1 verified so far */
@@ -42,15 +42,15 @@ static void check_refused(const char *what, const char *msg, bool with_fd,
 	struct fct_vm vm;
 	int ret = fct_vm_create(&vm, 1, sizes, offsets, false);
 	if (!ret)
-		ret = fct_vm_connect(&vm, sock_path, msg, "page_size", with_fd);
+		ret = fct_vm_connect(&vm, paths.sock, msg, "page_size", with_fd);
 	fct_phase = what;
 	bool closed = !ret && fct_wait_closed(vm.sock);
-	bool logged = fct_file_has(log_path, log_needle);
+	bool logged = fct_file_has(paths.log, log_needle);
 	bool good_ok = good_step();
 	tap_ok(closed && logged && good_ok, "%s: refused, log says \"%s\"; the good VM is "
 	       "still served", what, log_needle);
 	if (!logged)
-		tap_diag("log %s lacks it (client: %s)", log_path, ret ? strerror(-ret) : "ok");
+		tap_diag("log %s lacks it (client: %s)", paths.log, ret ? strerror(-ret) : "ok");
 	fct_vm_destroy(&vm);
 }
 
@@ -61,7 +61,7 @@ static void check_kib_only(void)
 	struct fct_vm vm;
 	int ret = fct_vm_create(&vm, 1, sizes, offsets, false);
 	if (!ret)
-		ret = fct_vm_connect(&vm, sock_path, NULL, "page_size_kib", true);
+		ret = fct_vm_connect(&vm, paths.sock, NULL, "page_size_kib", true);
 	tap_ok(!ret && fct_vm_mismatch(&vm, 0, 0, vm.size[0], expect) < 0 && good_step(),
 	       "page_size_kib-only message (value in bytes): every page served from the file");
 	fct_vm_destroy(&vm);
@@ -71,8 +71,8 @@ static void check_kib_only(void)
  * that the SO_PEERCRED check, not the file mode, is what refuses it. */
 static void check_wrong_uid(void)
 {
-	chmod(dir, 0711);
-	chmod(sock_path, 0666);
+	chmod(paths.dir, 0711);
+	chmod(paths.sock, 0666);
 	pid_t pid = fork();
 	if (pid == 0) {
 		static const uint64_t sizes[1] = { 1u << 20 };
@@ -81,7 +81,7 @@ static void check_wrong_uid(void)
 		if (fct_vm_create(&vm, 1, sizes, offsets, false) || setgid(NOBODY) ||
 		    setuid(NOBODY))
 			_exit(2);
-		if (fct_vm_connect(&vm, sock_path, NULL, "page_size", true) &&
+		if (fct_vm_connect(&vm, paths.sock, NULL, "page_size", true) &&
 		    errno != EPIPE && errno != ECONNRESET)
 			_exit(3);
 		_exit(fct_wait_closed(vm.sock) ? 0 : 4);
@@ -89,10 +89,10 @@ static void check_wrong_uid(void)
 	int st = -1;
 	fct_phase = "uid 65534 peer";
 	waitpid(pid, &st, 0);
-	chmod(sock_path, 0600);
-	chmod(dir, 0700);
-	bool logged = fct_file_has(log_path, "connection from uid 65534") &&
-		      fct_file_has(log_path, "refused: uid not allowed");
+	chmod(paths.sock, 0600);
+	chmod(paths.dir, 0700);
+	bool logged = fct_file_has(paths.log, "connection from uid 65534") &&
+		      fct_file_has(paths.log, "refused: uid not allowed");
 	tap_ok(WIFEXITED(st) && !WEXITSTATUS(st) && logged && good_step(),
 	       "uid %d peer: closed by the SO_PEERCRED check with a log line (child status "
 	       "%d)", NOBODY, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
@@ -102,23 +102,11 @@ int main(void)
 {
 	fct_watchdog(120);
 	tap_plan(11);
-	snprintf(dir, sizeof(dir), "/tmp/lazyvm-fcbad-XXXXXX");
-	if (!mkdtemp(dir))
-		tap_bail("mkdtemp: %s", strerror(errno));
-	snprintf(mem_path, sizeof(mem_path), "%s/mem", dir);
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-	snprintf(log_path, sizeof(log_path), "%s/log", dir);
-	snprintf(stats_path, sizeof(stats_path), "%s/stats.json", dir);
-	expect = malloc(FILE_SIZE);
-	pattern_fill(expect, 0, FILE_SIZE);
-	int fd = open(mem_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, expect, FILE_SIZE) != FILE_SIZE)
-		tap_bail("cannot write %s", mem_path);
-	close(fd);
+	expect = fct_scratch("/tmp/lazyvm-fcbad-XXXXXX", FILE_SIZE, &paths);
 
-	const char *args[] = { "--socket", sock_path, "--mem-file", mem_path,
-			       "--stats-json", stats_path, NULL };
-	pid_t server = fct_server_start(args, log_path);
+	const char *args[] = { "--socket", paths.sock, "--mem-file", paths.mem,
+			       "--stats-json", paths.stats, NULL };
+	pid_t server = fct_server_start(args, paths.log);
 	if (server < 0)
 		tap_bail("fc-serve did not start");
 
@@ -126,7 +114,7 @@ int main(void)
 	static const uint64_t offsets[2] = { 0, 2u << 20 };
 	int ret = fct_vm_create(&good, 2, sizes, offsets, false);
 	if (!ret)
-		ret = fct_vm_connect(&good, sock_path, NULL, "page_size", true);
+		ret = fct_vm_connect(&good, paths.sock, NULL, "page_size", true);
 	tap_ok(!ret && fct_vm_mismatch(&good, 0, 0, good.size[0], expect) < 0,
 	       "good VM: region 0 served from the file");
 
@@ -158,14 +146,14 @@ int main(void)
 	fct_vm_destroy(&good);
 
 	int status = fct_server_stop(server);
-	tap_ok(status == 0 && fct_file_has(stats_path, "\"vms_served\":2,\"vms_refused\":6,"
+	tap_ok(status == 0 && fct_file_has(paths.stats, "\"vms_served\":2,\"vms_refused\":6,"
 					   "\"peers_refused\":1"),
 	       "server exits 0; stats: 2 VMs served, 6 refused, 1 peer refused");
-	unlink(mem_path);
-	unlink(log_path);
-	unlink(stats_path);
-	unlink(sock_path);
-	rmdir(dir);
+	unlink(paths.mem);
+	unlink(paths.log);
+	unlink(paths.stats);
+	unlink(paths.sock);
+	rmdir(paths.dir);
 	free(expect);
 	return tap_done();
 }

@@ -19,17 +19,9 @@
 
 #define FILE_SIZE (12u << 20)
 
-static char dir[64], mem_path[128], sock_path[128], log_path[128], stats_path[128];
+static struct fct_paths paths;
 static uint8_t *expect;		/* what the memory file holds */
 static int vms_served;
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		tap_bail("cannot write %s", path);
-	close(fd);
-}
 
 /* Read every page, discard a range, read it back as zeros, write it. */
 static void check_vm(const char *what, bool hugetlb)
@@ -40,7 +32,7 @@ static void check_vm(const char *what, bool hugetlb)
 	vms_served++;
 	int ret = fct_vm_create(&vm, 2, sizes, offsets, hugetlb);
 	if (!ret)
-		ret = fct_vm_connect(&vm, sock_path, NULL, "page_size", true);
+		ret = fct_vm_connect(&vm, paths.sock, NULL, "page_size", true);
 	if (!tap_ok(!ret, "%s: two regions registered MISSING, message + uffd sent", what)) {
 		tap_diag("setup: %s", strerror(-ret));
 		for (int i = 0; i < 3; i++)
@@ -93,9 +85,9 @@ static void check_hugetlb(void)
 static void check_snapshot_once(void)
 {
 	char snap_dir[160], snap_mem[192], log2[160];
-	snprintf(snap_dir, sizeof(snap_dir), "%s/snap", dir);
+	snprintf(snap_dir, sizeof(snap_dir), "%s/snap", paths.dir);
 	snprintf(snap_mem, sizeof(snap_mem), "%s/memory", snap_dir);
-	snprintf(log2, sizeof(log2), "%s/log-once", dir);
+	snprintf(log2, sizeof(log2), "%s/log-once", paths.dir);
 	memset(expect + (1u << 20), 0, 256u << 10);	/* zero chunks are elided */
 	struct snap_writer *w;
 	int ret = snapshot_writer_open(snap_dir, NULL, &w);
@@ -108,7 +100,7 @@ static void check_snapshot_once(void)
 	if (ret)
 		tap_bail("writing the snapshot: %s", strerror(-ret));
 
-	const char *args[] = { "--socket", sock_path, "--mem-file", snap_mem, "--once", NULL };
+	const char *args[] = { "--socket", paths.sock, "--mem-file", snap_mem, "--once", NULL };
 	fct_phase = "snapshot memory file, --once";
 	pid_t pid = fct_server_start(args, log2);
 	if (!tap_ok(pid > 0, "snapshot memory file: fc-serve --once is listening"))
@@ -118,7 +110,7 @@ static void check_snapshot_once(void)
 	struct fct_vm vm;
 	ret = fct_vm_create(&vm, 2, sizes, offsets, false);
 	if (!ret)
-		ret = fct_vm_connect(&vm, sock_path, NULL, "page_size", true);
+		ret = fct_vm_connect(&vm, paths.sock, NULL, "page_size", true);
 	long bad0 = ret ? 0 : fct_vm_mismatch(&vm, 0, 0, vm.size[0], expect);
 	long bad1 = ret ? 0 : fct_vm_mismatch(&vm, 1, 0, vm.size[1], expect);
 	tap_ok(!ret && bad0 < 0 && bad1 < 0, "snapshot memory file: every page equals the "
@@ -139,24 +131,15 @@ int main(void)
 {
 	fct_watchdog(120);	/* a fault nobody serves would hang: fail instead */
 	tap_plan(13);
-	snprintf(dir, sizeof(dir), "/tmp/lazyvm-fc-XXXXXX");
-	if (!mkdtemp(dir))
-		tap_bail("mkdtemp: %s", strerror(errno));
-	snprintf(mem_path, sizeof(mem_path), "%s/mem", dir);
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-	snprintf(log_path, sizeof(log_path), "%s/log", dir);
-	snprintf(stats_path, sizeof(stats_path), "%s/stats.json", dir);
-	expect = malloc(FILE_SIZE);
-	pattern_fill(expect, 0, FILE_SIZE);
-	write_file(mem_path, expect, FILE_SIZE);
+	expect = fct_scratch("/tmp/lazyvm-fc-XXXXXX", FILE_SIZE, &paths);
 
-	const char *args[] = { "--socket", sock_path, "--mem-file", mem_path,
-			       "--stats-json", stats_path, NULL };
-	pid_t pid = fct_server_start(args, log_path);
+	const char *args[] = { "--socket", paths.sock, "--mem-file", paths.mem,
+			       "--stats-json", paths.stats, NULL };
+	pid_t pid = fct_server_start(args, paths.log);
 	if (pid < 0)
 		tap_bail("fc-serve did not start (see its log)");
 	struct stat st = { 0 };
-	int sret = stat(sock_path, &st);
+	int sret = stat(paths.sock, &st);
 	tap_ok(!sret && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600,
 	       "the socket is created with mode 0600 (got %o)", st.st_mode & 0777);
 
@@ -167,16 +150,16 @@ int main(void)
 	int status = fct_server_stop(pid);
 	char served[32];
 	snprintf(served, sizeof(served), "\"vms_served\":%d,", vms_served);
-	tap_ok(status == 0 && fct_file_has(stats_path, served),
+	tap_ok(status == 0 && fct_file_has(paths.stats, served),
 	       "SIGTERM: exit 0 (got %d), --stats-json says %s", status, served);
 
 	check_snapshot_once();
 
-	unlink(mem_path);
-	unlink(log_path);
-	unlink(stats_path);
-	unlink(sock_path);
-	rmdir(dir);
+	unlink(paths.mem);
+	unlink(paths.log);
+	unlink(paths.stats);
+	unlink(paths.sock);
+	rmdir(paths.dir);
 	free(expect);
 	return tap_done();
 }

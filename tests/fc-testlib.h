@@ -29,6 +29,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tap.h"
+#include "testlib.h"
+
+/*
+ * The scratch a server test needs: a mkdtemp directory from tmpl, the paths
+ * of the memory file (size bytes of pattern, written), the socket, the
+ * server's log and its stats.  Returns the pattern (what the file holds).
+ */
+struct fct_paths {
+	char dir[64], mem[128], sock[128], log[128], stats[128];
+};
+
+static inline uint8_t *fct_scratch(const char *tmpl, size_t size, struct fct_paths *p)
+{
+	snprintf(p->dir, sizeof(p->dir), "%s", tmpl);
+	if (!mkdtemp(p->dir))
+		tap_bail("mkdtemp: %s", strerror(errno));
+	snprintf(p->mem, sizeof(p->mem), "%s/mem", p->dir);
+	snprintf(p->sock, sizeof(p->sock), "%s/sock", p->dir);
+	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
+	snprintf(p->stats, sizeof(p->stats), "%s/stats.json", p->dir);
+	uint8_t *expect = malloc(size);
+	if (!expect)
+		tap_bail("out of memory");
+	pattern_fill(expect, 0, size);
+	int fd = open(p->mem, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, expect, size) != (ssize_t)size)
+		tap_bail("cannot write %s", p->mem);
+	close(fd);
+	return expect;
+}
+
 #define FCT_MAX_REGIONS 4
 
 /* What the test is doing, for the watchdog's last words. */
