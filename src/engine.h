@@ -32,8 +32,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "clock.h"
 #include "backing.h"
+#include "clock.h"
 #include "histogram.h"
 #include "lazyvm.h"
 #include "source.h"

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "backing.h"
+#include "clock.h"
 #include "histogram.h"
 #include "migrate-wire.h"
 #include "migrate.h"

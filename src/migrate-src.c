@@ -12,14 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "backing.h"
+#include "clock.h"
 #include "histogram.h"
 #include "migrate-wire.h"
 #include "migrate.h"
 #include "progress.h"
 #include "thread-latency.h"
 #include "wp.h"
+#include "zero.h"
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
 #define WP_CHUNK (64u << 10)
@@ -75,22 +76,13 @@ static void src_progress_phase(struct mig_src *s, const char *label)
 	progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
 }
 
-static bool unit_is_zero(const uint8_t *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	for (size_t i = 0; i < len / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
 /* Send units [u, u+n) on fd: zero runs without data. */
 static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
 {
 	while (n) {
 		uint64_t k = 1;
-		bool zero = unit_is_zero(s->base + u * s->lim.unit, s->lim.unit);
-		while (k < n && unit_is_zero(s->base + (u + k) * s->lim.unit, s->lim.unit) == zero)
+		bool zero = buf_is_zero(s->base + u * s->lim.unit, s->lim.unit);
+		while (k < n && buf_is_zero(s->base + (u + k) * s->lim.unit, s->lim.unit) == zero)
 			k++;
 		struct mig_pages pg = { u * s->lim.unit, (uint32_t)k, zero ? MIG_PAGES_ZERO : 0 };
 		mig_pages_to_wire(&pg);

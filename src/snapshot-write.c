@@ -20,9 +20,10 @@
 
 #include "crc32c.h"
 #include "progress.h"
-#include "snapshot.h"
 #include "snapshot-format.h"
 #include "snapshot-zstd.h"
+#include "snapshot.h"
+#include "zero.h"
 
 #define STATE_TMP  ".state.tmp"
 #define MEMORY_TMP ".memory.tmp"
@@ -183,12 +184,6 @@ int snapshot_mem_begin(struct snap_writer *w, uint64_t mem_size)
 	return 0;
 }
 
-static bool chunk_is_zero(const uint8_t *p, size_t len)
-{
-	/* p[0] == 0 and every byte equals the next: memcmp runs at memory speed. */
-	return p[0] == 0 && !memcmp(p, p + 1, len - 1);
-}
-
 /*
  * Decide how chunk data is stored: zero, raw, or zstd when that saves at
  * least an eighth (otherwise raw: it is served zero-copy, zstd is not).
@@ -199,7 +194,7 @@ static int chunk_encode(struct snap_writer *w, const uint8_t *data, uint32_t len
 {
 	*zbuf = NULL;
 	*stored = data;
-	if (chunk_is_zero(data, len)) {
+	if (buf_is_zero(data, len)) {
 		*e = (struct snap_entry){ .kind = SNAP_CHUNK_ZERO };
 		return 0;
 	}

@@ -22,6 +22,7 @@
 #include "timeline.h"
 #include "vm-snapshot.h"
 #include "vmm/vmm.h"
+#include "zero.h"
 
 #define RESTORE_FILL_STEP (2u << 20)
 #define RESTORE_ZERO_STEP (64u << 10)
@@ -224,15 +225,6 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	return ret < 0 ? (ret == -EBADMSG ? -EIO : ret) : 0;
 }
 
-static bool restore_is_zero(const uint8_t *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	for (size_t i = 0; i < len / 8; i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
 /* Read every chunk (checksummed) into guest memory before the first instruction. */
 static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 {
@@ -255,7 +247,7 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 			break;
 		}
 		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)	/* memory starts zero */
-			if (!restore_is_zero(buf + i, RESTORE_ZERO_STEP))
+			if (!buf_is_zero(buf + i, RESTORE_ZERO_STEP))
 				ret = lvm_mem_write(mem, off + i, buf + i, RESTORE_ZERO_STEP);
 		progress_update(&p, off + len);
 	}
