@@ -104,11 +104,7 @@ int main(void)
 	tap_plan(11);
 	expect = fct_scratch("/tmp/lazyvm-fcbad-XXXXXX", FILE_SIZE, &paths);
 
-	const char *args[] = { "--socket", paths.sock, "--mem-file", paths.mem,
-			       "--stats-json", paths.stats, NULL };
-	pid_t server = fct_server_start(args, paths.log);
-	if (server < 0)
-		tap_bail("fc-serve did not start");
+	pid_t server = fct_server_start_scratch(&paths);
 
 	static const uint64_t sizes[2] = { 2u << 20, 4u << 20 };
 	static const uint64_t offsets[2] = { 0, 2u << 20 };

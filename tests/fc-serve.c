@@ -133,11 +133,7 @@ int main(void)
 	tap_plan(13);
 	expect = fct_scratch("/tmp/lazyvm-fc-XXXXXX", FILE_SIZE, &paths);
 
-	const char *args[] = { "--socket", paths.sock, "--mem-file", paths.mem,
-			       "--stats-json", paths.stats, NULL };
-	pid_t pid = fct_server_start(args, paths.log);
-	if (pid < 0)
-		tap_bail("fc-serve did not start (see its log)");
+	pid_t pid = fct_server_start_scratch(&paths);
 	struct stat st = { 0 };
 	int sret = stat(paths.sock, &st);
 	tap_ok(!sret && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600,

@@ -126,6 +126,17 @@ static inline pid_t fct_server_start(const char *const *args, const char *log_pa
 }
 
 /* SIGTERM and reap; the exit status (or 128+signal). */
+/* fc-serve on the scratch of fct_scratch (socket, memory file, stats, log). */
+static inline pid_t fct_server_start_scratch(const struct fct_paths *p)
+{
+	const char *args[] = { "--socket", p->sock, "--mem-file", p->mem,
+			       "--stats-json", p->stats, NULL };
+	pid_t pid = fct_server_start(args, p->log);
+	if (pid < 0)
+		tap_bail("fc-serve did not start (see its log, %s)", p->log);
+	return pid;
+}
+
 static inline int fct_server_stop(pid_t pid)
 {
 	int st;
