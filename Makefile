@@ -3,9 +3,15 @@
 #   make check SANITIZE=address,undefined   sanitizer build in its own directory
 #   make check SANITIZE=thread
 #   make install PREFIX=/usr/local
-# New sources need no Makefile edit: src/*.c and src/vmm/*.c go into liblazyvm,
-# tools/*.c into the lazyvm CLI, each tests/*.c is one test program, each
-# bench/*.c one benchmark, each fuzz/*.c one libFuzzer target.
+# New sources need no Makefile edit.  The folder says where a file goes:
+#   src/{core,engine,source,snapshot,util}/*.c  liblazyvm (the public library;
+#       built -fvisibility=hidden, exports exactly lazyvm.map)
+#   src/vmm, src/migrate, src/fc                internal static libraries
+#       (libvmm.a, libmigrate.a, libfc.a) for tools/, tests/ and bench/
+#   tools/cmd-*.c and tools/lazyvm.c            the lazyvm CLI; other
+#       tools/*.c are the CLI helpers (libcli.a)
+#   each tests/*.c is one test program, each bench/*.c one benchmark, each
+#   examples/*.c one example, each fuzz/*.c one libFuzzer target.
 
 CC        ?= cc
 PREFIX    ?= /usr/local
@@ -22,7 +28,7 @@ comma := ,
 
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-             -fPIC -pthread -D_GNU_SOURCE -Iinclude -Isrc
+             -fPIC -pthread -D_GNU_SOURCE -Iinclude -Isrc -Iguests
 LDFLAGS   += -pthread
 LDLIBS    += -lm
 
@@ -44,26 +50,43 @@ else
 Q :=
 endif
 
-LIB_SRCS   := $(sort $(wildcard src/*.c src/vmm/*.c))
-LIB_ASM    := $(sort $(wildcard src/*.S src/vmm/*.S))
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LIB_ASM:%.S=$(BUILD)/%.o)
-TOOL_SRCS  := $(sort $(wildcard tools/*.c))
-TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+LIB_DIRS   := core engine source snapshot util
+LIB_SRCS   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c)))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+VMM_SRCS   := $(sort $(wildcard src/vmm/*.c))
+VMM_ASM    := $(sort $(wildcard src/vmm/*.S))
+VMM_OBJS   := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(VMM_ASM:%.S=$(BUILD)/%.o)
+MIG_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/migrate/*.c)))
+FC_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/fc/*.c)))
+CLI_MAIN   := tools/lazyvm.c $(sort $(wildcard tools/cmd-*.c))
+CLIH_SRCS  := $(filter-out $(CLI_MAIN),$(sort $(wildcard tools/*.c)))
+CLIH_OBJS  := $(CLIH_SRCS:%.c=$(BUILD)/%.o)
+TOOL_OBJS  := $(CLI_MAIN:%.c=$(BUILD)/%.o)
 TEST_SRCS  := $(sort $(wildcard tests/*.c))
 TESTS      := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLES   := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 FUZZ_SRCS  := $(sort $(wildcard fuzz/*.c))
 
 LIB_A      := $(BUILD)/liblazyvm.a
 LIB_SO     := $(BUILD)/liblazyvm.so
+VMM_A      := $(BUILD)/libvmm.a
+MIG_A      := $(BUILD)/libmigrate.a
+FC_A       := $(BUILD)/libfc.a
+CLIH_A     := $(BUILD)/libcli.a
 CLI        := $(BUILD)/lazyvm
+# Everything a tool, test or bench program may link: the internal libraries
+# (in any order: one group) over the public one.
+INTERNAL_LIBS := -Wl,--start-group $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(LIB_A) -Wl,--end-group
+INTERNAL_DEPS := $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(LIB_A)
 
 .PHONY: all check demo install clean fuzz bench check-gmem
-all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(BENCHES) $(BUILD)/lazyvm.pc
+all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(BENCHES) $(EXAMPLES) $(BUILD)/lazyvm.pc
 
 # Guest images (freestanding) are built by guests/guests.mk and embedded in
-# the library; it defines GUEST_BINS and the rules for them.
+# libvmm.a; it defines GUEST_BINS and the rules for them.
 -include guests/guests.mk
 
 $(BUILD)/%.o: %.c
@@ -76,23 +99,43 @@ $(BUILD)/%.o: %.S $(GUEST_BINS)
 	@[ "$(V)" = 0 ] && echo "  AS      $<" || true
 	$(Q)$(CC) $(CFLAGS) -DBUILD_DIR='"$(BUILD)"' -c -o $@ $<
 
+# The public library: hidden by default, and the version script is the
+# export list (a symbol not in lazyvm.map is local even if LVM_EXPORT).
+$(LIB_OBJS): CFLAGS += -fvisibility=hidden
+
 $(LIB_A): $(LIB_OBJS)
 	@[ "$(V)" = 0 ] && echo "  AR      $@" || true
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIB_SO): $(LIB_OBJS)
+$(LIB_SO): $(LIB_OBJS) lazyvm.map
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
-	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -Wl,--version-script=lazyvm.map \
+	  -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDLIBS)
 
-$(CLI): $(TOOL_OBJS) $(LIB_A)
+$(VMM_A): $(VMM_OBJS)
+$(MIG_A): $(MIG_OBJS)
+$(FC_A): $(FC_OBJS)
+$(CLIH_A): $(CLIH_OBJS)
+$(VMM_A) $(MIG_A) $(FC_A) $(CLIH_A):
+	@[ "$(V)" = 0 ] && echo "  AR      $@" || true
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(TOOL_OBJS) $(INTERNAL_DEPS)
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(INTERNAL_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_A)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(INTERNAL_DEPS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(INTERNAL_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB_A)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(INTERNAL_DEPS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(INTERNAL_LIBS) $(LDLIBS)
+
+# Examples use the public API only: the installed header and liblazyvm.so.
+$(BUILD)/examples/%: examples/%.c include/lazyvm.h $(LIB_SO)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  EXAMPLE $@" || true
+	$(Q)$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -g -pthread -Iinclude $(filter -fsanitize=%,$(CFLAGS)) \
+	  -o $@ $< $(LDFLAGS) -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -llazyvm
 
 # The .pc is written again at install time: PREFIX may differ from the build's.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
@@ -114,13 +157,14 @@ bench: all
 
 # The library's C sources are recompiled with the fuzzer's instrumentation;
 # its assembly (the embedded guest images) is linked as built.
-LIB_ASM_OBJS := $(LIB_ASM:%.S=$(BUILD)/%.o)
+FUZZ_C_SRCS := $(LIB_SRCS) $(VMM_SRCS) $(MIG_OBJS:$(BUILD)/%.o=%.c) $(FC_OBJS:$(BUILD)/%.o=%.c)
+LIB_ASM_OBJS := $(VMM_ASM:%.S=$(BUILD)/%.o)
 fuzz: $(LIB_ASM_OBJS)
 	@mkdir -p $(BUILD)/fuzz
 	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 	  echo "  FUZZ    $$n"; \
-	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
+	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -Iguests -fsanitize=fuzzer,address,undefined \
+	    -o $(BUILD)/fuzz/$$n $$f $(FUZZ_C_SRCS) $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
 	    $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD) -DLVM_FUZZING || exit 1; done
 
 check-gmem: all

@@ -15,7 +15,7 @@
 
 #include "bench.h"
 #include "lazyvm.h"
-#include "uffd.h"
+#include "core/uffd.h"
 #include "../tests/testlib.h"
 
 static uint64_t region;

@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "fc.h"
+#include "fc/fc.h"
 #include "lazyvm.h"
-#include "uffd.h"
+#include "core/uffd.h"
 #include "../tests/testlib.h"
 #include "../tests/fc-testlib.h"
 

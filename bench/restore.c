@@ -23,10 +23,10 @@
 
 #include "bench.h"
 #include "lazyvm.h"
-#include "vm-snapshot.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
-#include "../guests/layout.h"
-#include "../guests/workload-algo.h"
+#include "layout.h"
+#include "workload-algo.h"
 
 #define MAX_REPEATS 16
 #define FILL_STEP (2u << 20)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the JSON of Firecracker's handler message (src/fc-json.c)
+ * libFuzzer target: the JSON of Firecracker's handler message (src/fc/json.c)
  * and the validation behind it.  Whatever the bytes, the parser must return
  * a count or an error, never read outside the input, and anything it accepts
  * must survive validation and re-format/re-parse unchanged.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fc.h"
+#include "fc/fc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

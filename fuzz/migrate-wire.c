@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the migration message validator (src/migrate-wire.c).
+ * libFuzzer target: the migration message validator (src/migrate/wire.c).
  * The input is a byte stream as a destination or source would receive it:
  * headers and payloads back to back.  Whatever the bytes, validation must
  * return 0 or -EPROTO, never read outside a message, and anything it accepts
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migrate-wire.h"
+#include "migrate/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

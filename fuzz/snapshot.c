@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the snapshot reader (src/snapshot-read.c, -memfile.c,
+ * libFuzzer target: the snapshot reader (src/snapshot/read.c, -memfile.c,
  * -format.c) on arbitrary DIR/state and DIR/memory files.  Input layout:
  * a little-endian u32 n, then n bytes of DIR/state, then DIR/memory.
  * Whatever the bytes, open must fail cleanly or yield a reader whose
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "snapshot.h"
+#include "snapshot/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 # Freestanding guests (no libc), built with the host compiler and embedded in
-# liblazyvm (src/vmm/guest-images.S).  Included by the top-level Makefile.
+# libvmm.a (src/vmm/guest-images.S).  Included by the top-level Makefile.
 GUEST_NAMES   := workload boot-like
 GUEST_BINS    := $(GUEST_NAMES:%=$(BUILD)/guests/%.bin)
 GUEST_CFLAGS  := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \

@@ -24,7 +24,26 @@
 extern "C" {
 #endif
 
-#define LAZYVM_VERSION "0.1.0"
+#define LAZYVM_VERSION_MAJOR 0
+#define LAZYVM_VERSION_MINOR 2
+#define LAZYVM_VERSION_PATCH 0
+#define LAZYVM_VERSION "0.2.0"
+/* One number that orders releases: (major << 16) | (minor << 8) | patch. */
+#define LAZYVM_VERSION_NUMBER \
+	((LAZYVM_VERSION_MAJOR << 16) | (LAZYVM_VERSION_MINOR << 8) | LAZYVM_VERSION_PATCH)
+
+/* Marks the API; the library is built -fvisibility=hidden and lazyvm.map is
+ * the export list. */
+#if defined(__GNUC__)
+#define LVM_EXPORT __attribute__((visibility("default")))
+#else
+#define LVM_EXPORT
+#endif
+
+/* The library's version at run time (LAZYVM_VERSION_NUMBER of the build that
+ * produced the .so, which may be newer than the header a program was built
+ * against); version_str, when non-NULL, gets "0.2.0". */
+LVM_EXPORT unsigned lvm_version(const char **version_str);
 
 enum lvm_backing {
 	LVM_BACKING_ANON,	/* MAP_PRIVATE|MAP_ANONYMOUS */
@@ -41,9 +60,9 @@ enum lvm_mode {
 	LVM_MODE__COUNT
 };
 
-const char *lvm_backing_name(enum lvm_backing b);
-int lvm_backing_parse(const char *name, enum lvm_backing *out);
-const char *lvm_mode_name(enum lvm_mode m);
+LVM_EXPORT const char *lvm_backing_name(enum lvm_backing b);
+LVM_EXPORT int lvm_backing_parse(const char *name, enum lvm_backing *out);
+LVM_EXPORT const char *lvm_mode_name(enum lvm_mode m);
 
 /* ---- probe ------------------------------------------------------------ */
 
@@ -53,7 +72,7 @@ struct lvm_probe {
 };
 
 /* Really try: create the backing, register it with uffd in that mode. */
-int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out);
+LVM_EXPORT int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out);
 
 /* ---- guest memory ------------------------------------------------------ */
 
@@ -65,16 +84,16 @@ struct lvm_mem_opts {
 	int kvm_vm_fd;		/* gmem: the VM that owns the guest_memfd; else ignored */
 };
 
-int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out);
-void lvm_mem_destroy(struct lvm_mem *mem);
-void *lvm_mem_addr(const struct lvm_mem *mem);
-size_t lvm_mem_size(const struct lvm_mem *mem);
-size_t lvm_mem_page_size(const struct lvm_mem *mem);
-enum lvm_backing lvm_mem_backing(const struct lvm_mem *mem);
+LVM_EXPORT int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out);
+LVM_EXPORT void lvm_mem_destroy(struct lvm_mem *mem);
+LVM_EXPORT void *lvm_mem_addr(const struct lvm_mem *mem);
+LVM_EXPORT size_t lvm_mem_size(const struct lvm_mem *mem);
+LVM_EXPORT size_t lvm_mem_page_size(const struct lvm_mem *mem);
+LVM_EXPORT enum lvm_backing lvm_mem_backing(const struct lvm_mem *mem);
 /* The file behind the memory (memfd, hugetlb memfd, guest_memfd); -1 for anon. */
-int lvm_mem_fd(const struct lvm_mem *mem);
+LVM_EXPORT int lvm_mem_fd(const struct lvm_mem *mem);
 /* Fill [off, off+len) with data without userfaultfd (eager restore, fallback). */
-int lvm_mem_write(struct lvm_mem *mem, uint64_t off, const void *data, size_t len);
+LVM_EXPORT int lvm_mem_write(struct lvm_mem *mem, uint64_t off, const void *data, size_t len);
 
 /* ---- sources ---------------------------------------------------------- */
 
@@ -97,17 +116,17 @@ struct lvm_source_ops {
 	void (*destroy)(void *ctx);
 };
 
-int lvm_source_create(const struct lvm_source_ops *ops, void *ctx,
+LVM_EXPORT int lvm_source_create(const struct lvm_source_ops *ops, void *ctx,
 		      uint64_t size, struct lvm_source **out);
 /* A flat file: byte off of the source is byte (offset + off) of path. */
-int lvm_source_file_open(const char *path, uint64_t offset,
+LVM_EXPORT int lvm_source_file_open(const char *path, uint64_t offset,
 			 struct lvm_source **out);
 /* Every page zero (fresh VMs, tests). */
-int lvm_source_zero(uint64_t size, struct lvm_source **out);
-void lvm_source_destroy(struct lvm_source *src);
-uint64_t lvm_source_size(const struct lvm_source *src);
+LVM_EXPORT int lvm_source_zero(uint64_t size, struct lvm_source **out);
+LVM_EXPORT void lvm_source_destroy(struct lvm_source *src);
+LVM_EXPORT uint64_t lvm_source_size(const struct lvm_source *src);
 /* Copy [off, off+len) into buf, whatever get() returns (eager paths). */
-int lvm_source_read(struct lvm_source *src, uint64_t off, void *buf, size_t len);
+LVM_EXPORT int lvm_source_read(struct lvm_source *src, uint64_t off, void *buf, size_t len);
 
 /* ---- fault engine ------------------------------------------------------ */
 
@@ -131,43 +150,43 @@ struct lvm_engine_opts {
 };
 
 /* Defaults: threads 0, fault_around 0, background_fill false, uffd -1. */
-void lvm_engine_opts_init(struct lvm_engine_opts *opts);
-int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out);
+LVM_EXPORT void lvm_engine_opts_init(struct lvm_engine_opts *opts);
+LVM_EXPORT int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out);
 
 /*
  * Serve mem lazily in mode m from src, source byte src_off onward.  MISSING
  * and MINOR are served modes; the memory must be untouched.  Returns the
  * region index (>= 0).
  */
-int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode m,
+LVM_EXPORT int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode m,
 		       struct lvm_source *src, uint64_t src_off);
 /*
  * A range of another process's memory, already registered MISSING on the
  * adopted uffd (Firecracker's protocol).  Filled with UFFDIO_COPY only.
  */
-int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t size,
+LVM_EXPORT int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t size,
 			  size_t page_size, struct lvm_source *src, uint64_t src_off);
 
 /* Before start: [off, off+len) of src is already in the memory (pre-copied,
  * pre-filled); never fetch it.  0 or -errno. */
-int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+LVM_EXPORT int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 			    size_t len);
-int lvm_engine_start(struct lvm_engine *e);
+LVM_EXPORT int lvm_engine_start(struct lvm_engine *e);
 /* Deliver data for a range whose get() returned LVM_SOURCE_PENDING. */
-int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+LVM_EXPORT int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		      const void *data, size_t len);
 /* Mark a source range failed: faulting threads get SIGBUS, never zeros. */
-int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+LVM_EXPORT int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		    size_t len, int err);
 /* Wait until every page is present (background fill done), or timeout_ms
  * passes (-1: no limit).  0, -ETIMEDOUT, or the first fill error. */
-int lvm_engine_wait_filled(struct lvm_engine *e, int timeout_ms);
+LVM_EXPORT int lvm_engine_wait_filled(struct lvm_engine *e, int timeout_ms);
 /* Is the source page at (src, off) already installed?  (migration resume) */
-bool lvm_engine_is_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off);
+LVM_EXPORT bool lvm_engine_is_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off);
 /* Stop threads; memory stays mapped and registered until destroy. */
-int lvm_engine_stop(struct lvm_engine *e);
-void lvm_engine_destroy(struct lvm_engine *e);
-int lvm_engine_uffd(const struct lvm_engine *e);
+LVM_EXPORT int lvm_engine_stop(struct lvm_engine *e);
+LVM_EXPORT void lvm_engine_destroy(struct lvm_engine *e);
+LVM_EXPORT int lvm_engine_uffd(const struct lvm_engine *e);
 
 struct lvm_latency {
 	uint64_t p50_ns, p90_ns, p99_ns, max_ns;
@@ -189,9 +208,9 @@ struct lvm_stats {
 };
 
 /* Counters are updated as pages land; exact once lvm_engine_stop() returned. */
-int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out);
+LVM_EXPORT int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out);
 /* The first error the engine hit, with context; "" when none. */
-const char *lvm_engine_error(const struct lvm_engine *e);
+LVM_EXPORT const char *lvm_engine_error(const struct lvm_engine *e);
 
 #ifdef __cplusplus
 }

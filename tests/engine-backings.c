@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "lazyvm.h"
-#include "hugetlb.h"
+#include "core/hugetlb.h"
 #include "tap.h"
 #include "testlib.h"
 

@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "hugetlb.h"
+#include "core/hugetlb.h"
 #include "lazyvm.h"
 #include "tap.h"
 #include "testlib.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lazyvm's own Firecracker-protocol client (src/fc-client.c, used by
+ * lazyvm's own Firecracker-protocol client (src/fc/client.c, used by
  * `lazyvm restore --uffd-socket`) against the real `lazyvm fc-serve`: guest
  * memory (anon, then hugetlb) served page by page from the file; and when
  * the page server dies, the client reports it (the VMM stops the VM) instead
@@ -12,8 +12,8 @@
 
 #include "tap.h"
 #include "lazyvm.h"
-#include "fc.h"
-#include "hugetlb.h"
+#include "fc/fc.h"
+#include "core/hugetlb.h"
 #include "testlib.h"
 #include "fc-testlib.h"
 

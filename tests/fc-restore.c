@@ -12,8 +12,8 @@
 #include <sys/un.h>
 
 #include "lazyvm.h"
-#include "fc.h"
-#include "hugetlb.h"
+#include "fc/fc.h"
+#include "core/hugetlb.h"
 #include "tap.h"
 #include "vmtest.h"
 #include "fc-testlib.h"

@@ -12,8 +12,8 @@
 
 #include "tap.h"
 #include "lazyvm.h"
-#include "hugetlb.h"
-#include "snapshot.h"
+#include "core/hugetlb.h"
+#include "snapshot/snapshot.h"
 #include "testlib.h"
 #include "fc-testlib.h"
 

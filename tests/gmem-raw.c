@@ -20,7 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
-#include "uapi-compat.h"
+#include "core/uapi-compat.h"
 #include "gmem-test.h"
 #include "testlib.h"
 

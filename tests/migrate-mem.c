@@ -12,8 +12,8 @@
 #include <stdlib.h>
 
 #include "lazyvm.h"
-#include "migrate-wire.h"
-#include "migrate.h"
+#include "migrate/wire.h"
+#include "migrate/migrate.h"
 #include "tap.h"
 #include "testlib.h"
 #include "testproxy.h"

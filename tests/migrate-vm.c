@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "migrate-wire.h"
+#include "migrate/wire.h"
 #include "tap.h"
 #include "testproxy.h"
 #include "vmtest.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "timeline.h"
+#include "util/timeline.h"
 #include "vmtest.h"
 
 static char out[8192], err[8192], json[8192];

@@ -10,11 +10,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "hugetlb.h"
+#include "core/hugetlb.h"
 #include "lazyvm.h"
 #include "tap.h"
 #include "testlib.h"
-#include "wp.h"
+#include "core/wp.h"
 
 #define REGION (256ull << 20)
 #define CHUNK (2u << 20)

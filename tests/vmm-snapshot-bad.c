@@ -12,8 +12,8 @@
 #include <stdlib.h>
 
 #include "lazyvm.h"
-#include "snapshot-format.h"
-#include "vm-snapshot.h"
+#include "snapshot/format.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 #include "tap.h"
 #include "vmtest.h"

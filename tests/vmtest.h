@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "tap.h"
-#include "../guests/layout.h"
-#include "../guests/workload-algo.h"
+#include "layout.h"
+#include "workload-algo.h"
 
 static inline const char *vmtest_cli(void)
 {

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "fc.h"
-#include "snapshot.h"
+#include "fc/fc.h"
+#include "snapshot/snapshot.h"
 
 static const char usage_text[] =
 	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "hugetlb.h"
+#include "core/hugetlb.h"
 #include "migrate-cli.h"
 #include "vm-common.h"
 #include "vmm/vmm.h"

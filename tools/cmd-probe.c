@@ -5,7 +5,7 @@
 
 #include "lazyvm.h"
 #include "cli.h"
-#include "uffd.h"
+#include "core/uffd.h"
 
 static void print_json_string(const char *s)
 {

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "timeline.h"
+#include "util/timeline.h"
 #include "vm-common.h"
-#include "vm-snapshot.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
 static int restore_usage(FILE *f, int status)

@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "hugetlb.h"
+#include "core/hugetlb.h"
 #include "migrate-cli.h"
 #include "vm-common.h"
-#include "vm-snapshot.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
 struct run_opts {

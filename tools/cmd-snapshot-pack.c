@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "progress.h"
-#include "snapshot.h"
+#include "util/progress.h"
+#include "snapshot/snapshot.h"
 
 int snapshot_cmd_pack(int argc, char **argv);
 int snapshot_cmd_unpack(int argc, char **argv);

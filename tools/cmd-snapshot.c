@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "progress.h"
-#include "snapshot.h"
+#include "util/progress.h"
+#include "snapshot/snapshot.h"
 
 static int snapshot_usage(FILE *f, int status)
 {

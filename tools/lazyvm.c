@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lazyvm CLI entry point: dispatches to one subcommand.  Subcommands live in
- * tools/cmd-*.c; a subcommand whose file is not built is reported as such
- * (weak symbols), so the CLI always links while features land one by one.
+ * tools/cmd-*.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,11 +12,6 @@
 #include "lazyvm.h"
 #include "cli.h"
 
-#pragma weak cmd_run
-#pragma weak cmd_restore
-#pragma weak cmd_snapshot
-#pragma weak cmd_migrate_recv
-#pragma weak cmd_fc_serve
 
 struct command {
 	const char *name;
@@ -38,8 +32,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: lazyvm COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (commands[i].fn)
-			fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nlazyvm COMMAND --help for the options of one command; man lazyvm(1).\n");
 }
 
@@ -87,6 +80,22 @@ int cli_fail(int status, const char *cmd, const char *fmt, ...)
 	return status;
 }
 
+/* Which optional dependencies this build has: each feature is absent, not
+ * broken, when its library was not found at build time. */
+static void print_version(void)
+{
+	const char *lib;
+	lvm_version(&lib);
+	printf("lazyvm %s (liblazyvm %s)\n", LAZYVM_VERSION, lib);
+	printf("optional: zstd %s\n",
+#ifdef LVM_HAVE_ZSTD
+	       "yes"
+#else
+	       "no"
+#endif
+	);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -94,14 +103,12 @@ int main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("lazyvm %s\n", LAZYVM_VERSION);
+		print_version();
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;
-		if (!commands[i].fn)
-			return cli_fail(EXIT_USAGE, argv[1], "not built into this lazyvm");
 		return commands[i].fn(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "lazyvm: unknown command '%s'\n", argv[1]);

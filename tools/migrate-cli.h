@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The CLI side of post-copy migration (src/migrate.h): the source half hooks
+ * The CLI side of post-copy migration (src/migrate/migrate.h): the source half hooks
  * into `lazyvm run` (--migrate-to ...), the destination is `lazyvm
  * migrate-recv`.  Both report the same statistics in --stats-json.
  */
@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "migrate.h"
+#include "migrate/migrate.h"
 
 struct vmm;
 struct vm_stats;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lazyvm run --migrate-to HOST:PORT: the source half of post-copy migration.
- * The guest runs for --migrate-after-ms, then src/migrate-src.c moves it
+ * The guest runs for --migrate-after-ms, then src/migrate/src.c moves it
  * (pre-copy rounds, stop, state, post-copy) while this VM's memory serves
  * the destination's requests.  If migration fails before the destination
  * started the VM, the VM resumes here and runs to completion: never lost.

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "lazyvm.h"
 
 struct vm_cli_opts {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "vmm/vmm-internal.h"
-#include "../../guests/layout.h"
+#include "layout.h"
 
 extern const uint8_t guest_image_workload_start[], guest_image_workload_end[];
 extern const uint8_t guest_image_boot_like_start[], guest_image_boot_like_end[];

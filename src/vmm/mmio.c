@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "vmm/vmm-internal.h"
-#include "../../guests/layout.h"
+#include "layout.h"
 
 int vmm_handle_mmio(struct vcpu *v)
 {

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/vmm-internal.h"
-#include "../../guests/layout.h"
+#include "layout.h"
 
 uint64_t vmm_now_ns(void)
 {

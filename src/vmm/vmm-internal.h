@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "timeline.h"
+#include "util/timeline.h"
 #include "vmm/vmm.h"
 
 #define SERIAL_LINE_MAX 256

@@ -15,7 +15,7 @@
 #include <sys/ioctl.h>
 
 #include "vmm/vmm-internal.h"
-#include "../../guests/layout.h"
+#include "layout.h"
 
 #define CR0_PE (1u << 0)
 #define CR0_MP (1u << 1)

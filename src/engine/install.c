@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Claiming pages and putting their content in place.  See engine.h for the
+ * state machine and why installs hold mm_lock for reading.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine.h"
+
+static int unresolved_class(uint8_t s)
+{
+	return s == PG_MISSING || s == PG_CLAIMED;
+}
+
+static void account(struct lvm_engine *e, uint8_t from, uint8_t to)
+{
+	int d = unresolved_class(to) - unresolved_class(from);
+	if (d > 0)
+		atomic_fetch_add(&e->unresolved, 1);
+	else if (d < 0 && atomic_fetch_sub(&e->unresolved, 1) == 1) {
+		pthread_mutex_lock(&e->lock);
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
+bool page_cas(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t from, uint8_t to)
+{
+	uint8_t expect = from;
+	if (!atomic_compare_exchange_strong(&r->state[p], &expect, to))
+		return false;
+	account(e, from, to);
+	return true;
+}
+
+uint8_t page_xchg(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t to)
+{
+	uint8_t old = atomic_exchange(&r->state[p], to);
+	account(e, old, to);
+	return old;
+}
+
+bool engine_claim_run(struct lvm_engine *e, struct region *r, uint64_t p,
+		      uint64_t win_lo, uint64_t win_hi, struct run *out)
+{
+	if (!page_cas(e, r, p, PG_MISSING, PG_CLAIMED))
+		return false;
+	uint64_t lo = p, hi = p + 1;
+	while (hi < win_hi && page_cas(e, r, hi, PG_MISSING, PG_CLAIMED))
+		hi++;
+	while (lo > win_lo && page_cas(e, r, lo - 1, PG_MISSING, PG_CLAIMED))
+		lo--;
+	*out = (struct run){ r, lo, hi };
+	return true;
+}
+
+static uint64_t page_addr(struct region *r, uint64_t p)
+{
+	return atomic_load(&r->base) + (p << r->pshift);
+}
+
+/* Back off after EAGAIN without spinning: first yield, then sleep a little
+ * longer each time (the madvise/munmap thread must run to finish). */
+static void eagain_backoff(unsigned attempt)
+{
+	if (attempt < 4) {
+		sched_yield();
+		return;
+	}
+	long us = 10L << (attempt < 10 ? attempt - 4 : 6);
+	struct timespec ts = { 0, (us > 1000 ? 1000 : us) * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Put one sub-run [a, b) of CLAIMED pages in place.  Returns the number of
+ * pages now present (>= 0, EEXIST counts as present: someone else won), or
+ * -errno; -EAGAIN leaves *done_pages at the progress made.
+ */
+static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
+			const uint8_t *src, uint64_t *done_pages)
+{
+	uint64_t len = (b - a) << r->pshift, done = 0;
+	uint64_t dst = page_addr(r, a);
+	int ret;
+
+	if (r->minor) {
+		/* filemap_add after alloc_folio: the content goes into the page
+		 * cache first — never CONTINUE a page we did not write. */
+		uint8_t *cache = r->alias + (a << r->pshift);
+		if (src)
+			memcpy(cache, src, len);
+		else
+			memset(cache, 0, len);
+		ret = uffd_continue(e->uffd, dst, len, 0, &done);
+	} else if (src) {
+		ret = uffd_copy(e->uffd, dst, src, len, 0, &done);
+	} else if (r->zeropage_ok) {
+		ret = uffd_zeropage(e->uffd, dst, len, 0, &done);
+	} else {
+		ret = uffd_copy(e->uffd, dst, e->zero_buf, len, 0, &done);
+	}
+	*done_pages = done >> r->pshift;
+	return ret;
+}
+
+static void mark_present(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
+			 bool background, bool zero)
+{
+	uint64_t n = 0;
+	for (uint64_t p = a; p < b; p++)
+		n += page_cas(e, r, p, PG_CLAIMED, PG_PRESENT);
+	atomic_fetch_add(background ? &e->st.pages_background : &e->st.pages_demand, n);
+	if (zero)
+		atomic_fetch_add(&e->st.pages_zero, n);
+}
+
+/* The kernel says the range is gone: the VMA was unmapped or the process
+ * that owned it exited (remote memory). */
+static bool install_region_gone(int err)
+{
+	return err == -ENOENT || err == -ESRCH;
+}
+
+int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool background)
+{
+	struct lvm_engine *e = w->e;
+	struct region *r = run->r;
+	bool need_wake = false;
+	unsigned attempt = 0;
+	int ret = 0;
+	uint64_t p = run->lo;
+
+	pthread_rwlock_rdlock(&e->mm_lock);
+	while (p < run->hi) {
+		if (page_get(r, p) != PG_CLAIMED) {	/* lost to a REMOVE/UNMAP */
+			need_wake = true;
+			p++;
+			continue;
+		}
+		uint64_t b = p + 1, done = 0;
+		while (b < run->hi && page_get(r, b) == PG_CLAIMED)
+			b++;
+		const uint8_t *src = data ? data + ((p - run->lo) << r->pshift) : NULL;
+		ret = install_span(e, r, p, b, src, &done);
+		mark_present(e, r, p, p + done, background, !data);
+		p += done;
+		if (!ret)
+			continue;
+		if (ret == -EEXIST) {	/* populated by someone else: that is success */
+			mark_present(e, r, p, p + 1, background, false);
+			need_wake = true;
+			p++;
+			ret = 0;
+			continue;
+		}
+		if (ret == -EAGAIN && !atomic_load(&e->stopping)) {
+			/* A REMOVE/UNMAP is queued: read it, then look again. */
+			atomic_fetch_add(&e->st.eagain_retries, 1);
+			pthread_rwlock_unlock(&e->mm_lock);
+			engine_drain_events(e, w);
+			eagain_backoff(attempt++);
+			pthread_rwlock_rdlock(&e->mm_lock);
+			ret = 0;
+			continue;
+		}
+		break;
+	}
+	pthread_rwlock_unlock(&e->mm_lock);
+
+	if (ret && install_region_gone(ret)) {
+		atomic_store(&r->gone, true);
+		for (uint64_t q = p; q < run->hi; q++)
+			page_cas(e, r, q, PG_CLAIMED, PG_GONE);
+		return ret;
+	}
+	if (ret) {
+		struct run rest = { r, p, run->hi };
+		if (r->minor && r->mem)	/* filemap_remove: undo the page-cache fill */
+			backing_remove(r->mem, p << r->pshift, (run->hi - p) << r->pshift);
+		engine_fail_run(e, &rest, ret, "installing the page");
+		return ret;
+	}
+	if (need_wake)
+		uffd_wake(e->uffd, page_addr(r, run->lo), (run->hi - run->lo) << r->pshift);
+	return 0;
+}
+
+int engine_fetch_install(struct worker *w, struct run *run, bool background)
+{
+	struct region *r = run->r;
+	uint64_t len = (run->hi - run->lo) << r->pshift;
+	uint64_t off = r->src_off + (run->lo << r->pshift);
+	const void *data = NULL;
+
+	if (r->src->ops.hint)
+		r->src->ops.hint(r->src->ctx, off, len);
+	int ret = source_get(r->src, off, len, w->scratch, &data);
+	if (ret == LVM_SOURCE_PENDING)
+		return 0;	/* lvm_engine_supply() finishes it */
+	if (ret < 0) {
+		engine_fail_run(w->e, run, ret, "reading the source");
+		return ret;
+	}
+	return engine_install(w, run, ret == LVM_SOURCE_ZERO ? NULL : data, background);
+}
+
+int engine_serve_zero(struct worker *w, struct region *r, uint64_t p)
+{
+	/* Claim it even though the content is known: two threads zeroing a
+	 * MINOR page through the alias could wipe what the guest wrote between. */
+	if (!page_cas(w->e, r, p, PG_ZERO, PG_CLAIMED))
+		return 0;
+	struct run run = { r, p, p + 1 };
+	return engine_install(w, &run, NULL, false);
+}
+
+int engine_continue_only(struct worker *w, struct region *r, uint64_t p)
+{
+	struct lvm_engine *e = w->e;
+	uint64_t done = 0;
+	int ret;
+	unsigned attempt = 0;
+
+	pthread_rwlock_rdlock(&e->mm_lock);
+	for (;;) {
+		ret = uffd_continue(e->uffd, page_addr(r, p), r->psz, 0, &done);
+		if (ret != -EAGAIN || atomic_load(&e->stopping))
+			break;
+		atomic_fetch_add(&e->st.eagain_retries, 1);
+		pthread_rwlock_unlock(&e->mm_lock);
+		engine_drain_events(e, w);
+		eagain_backoff(attempt++);
+		pthread_rwlock_rdlock(&e->mm_lock);
+	}
+	pthread_rwlock_unlock(&e->mm_lock);
+	if (ret == -EEXIST) {
+		uffd_wake(e->uffd, page_addr(r, p), r->psz);
+		ret = 0;
+	}
+	/* -EFAULT: the page left the page cache after we looked; the caller
+	 * serves zeros.  Anything else is worth reporting. */
+	if (ret && ret != -EFAULT && !install_region_gone(ret))
+		engine_record_error(e, ret, "UFFDIO_CONTINUE at 0x%llx",
+				    (unsigned long long)page_addr(r, p));
+	return ret;
+}
+
+void engine_fail_run(struct lvm_engine *e, struct run *run, int err, const char *why)
+{
+	struct region *r = run->r;
+	uint64_t addr = page_addr(r, run->lo), len = (run->hi - run->lo) << r->pshift;
+	uint64_t done = 0;
+
+	/* Never a silent zero page: the faulting thread gets SIGBUS from the
+	 * poison marker (KVM forwards it to the vCPU thread as BUS_MCEERR_AR). */
+	pthread_rwlock_rdlock(&e->mm_lock);
+	int pret = -EOPNOTSUPP;
+	if (e->features & UFFD_FEATURE_POISON)
+		pret = uffd_poison(e->uffd, addr, len, 0, &done);
+	pthread_rwlock_unlock(&e->mm_lock);
+	uint64_t n = 0;
+	for (uint64_t p = run->lo; p < run->hi; p++)
+		n += page_cas(e, r, p, PG_CLAIMED, PG_FAILED);
+	atomic_fetch_add(&e->st.pages_failed, n);
+	atomic_store(&e->fill_error, err);
+	engine_record_error(e, err,
+			    "%s for guest page at 0x%llx (source offset 0x%llx, %llu bytes)%s",
+			    why, (unsigned long long)addr,
+			    (unsigned long long)(r->src_off + (run->lo << r->pshift)),
+			    (unsigned long long)len,
+			    pret ? "; could not poison it, the faulting thread stays blocked" : "");
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fc-serve internals shared by server.c (the listening socket, the accept
+ * loop, stats) and vm.c (one connected VM: its message, its engine, its
+ * end).  Each VM is a thread with its own engine and its own uffd; nothing
+ * but the read-only source and the stats list is shared between VMs, so a
+ * bad or dying VM cannot disturb another.
+ */
+#ifndef LAZYVM_FC_SERVER_H
+#define LAZYVM_FC_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/un.h>
+
+#include "fc/fc.h"
+
+/* What one VM did, kept for the stats file after its thread is gone. */
+struct fc_vm_record {
+	unsigned id;
+	uid_t uid;
+	pid_t pid;
+	bool served;		/* message accepted and engine started */
+	unsigned regions;
+	uint64_t bytes;
+	uint64_t page_size;	/* of the first region */
+	double seconds;		/* connection lifetime */
+	struct lvm_stats st;
+	char error[256];	/* why it was refused, or the engine's first error */
+};
+
+struct fc_vm {
+	struct fc_server *s;
+	struct fc_vm *next;
+	int sock;
+	pthread_t thread;
+	_Atomic bool done;
+	struct fc_vm_record rec;
+};
+
+struct fc_server {
+	struct fc_server_opts o;
+	int lsock;
+	int stop_efd;		/* written once on stop; every thread polls it */
+	int reap_efd;		/* VM threads tell the accept loop they ended */
+	_Atomic bool stopping;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t sock_dev;		/* the socket file we created (unlink only it) */
+	ino_t sock_ino;
+
+	pthread_mutex_t lock;	/* vms, records */
+	struct fc_vm *vms;	/* live VM threads */
+	unsigned next_id;
+	struct fc_vm_record *records;
+	size_t nrecords, caprecords;
+	uint64_t refused;	/* connections closed by the peer check */
+};
+
+/* One line to the server's log. */
+void fc_server_log(struct fc_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Keep r for the stats file (copied). */
+void fc_server_record(struct fc_server *s, const struct fc_vm_record *r);
+
+/* vm.c: the thread serving one accepted connection. */
+void *fc_vm_thread(void *vm);
+
+#endif

@@ -1,0 +1,739 @@
+/* SPDX-License-Identifier: MIT */
+/* Post-copy migration, destination side.  See migrate.h for the design. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/backing.h"
+#include "util/clock.h"
+#include "util/histogram.h"
+#include "migrate/wire.h"
+#include "migrate/migrate.h"
+#include "util/thread-latency.h"
+
+#define BUF_CAP (MIG_MAX_STATE + 64)
+
+struct mig_dst {
+	struct mig_dst_opts o;
+	int lfd, main_fd, req_fd, wake_fd;
+	pthread_mutex_t req_lock;	/* req_fd writes; link_up changes */
+	_Atomic bool link_up;
+	struct mig_limits lim;
+	uint64_t session, nunits;
+	unsigned vcpus;
+	_Atomic int phase;		/* enum mig_phase; read by the request reader */
+	_Atomic bool served;		/* the engine serves memory: install, never write */
+	struct lvm_mem *mem;
+	struct lvm_source *src;
+	struct lvm_engine *e;
+	_Atomic uint8_t *have;		/* per unit: in guest memory */
+	_Atomic uint64_t *asked_ns;	/* per unit: when first requested, 0 = not */
+	_Atomic uint64_t nhave, n_pre, n_push, n_req, blocktime_ns;
+	struct histogram remote_lat;
+	uint8_t *zero;			/* one unit of zeros */
+	uint8_t *buf;			/* main channel */
+	pthread_t req_thread;
+	bool req_running;
+	uint64_t stop_realtime_ns, rounds, reconnects;
+	char *err;
+	size_t errlen;
+};
+
+static int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (d->err && !d->err[0])
+		vsnprintf(d->err, d->errlen, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* ---- the engine's source: ask the peer, deliver later --------------------- */
+
+static void dst_send_request(struct mig_dst *d, uint64_t u0, uint64_t n)
+{
+	struct mig_pages r = { u0 * d->lim.unit, (uint32_t)n, 0 };
+	mig_pages_to_wire(&r);
+	pthread_mutex_lock(&d->req_lock);
+	if (atomic_load(&d->link_up) && mig_send(d->req_fd, MIG_REQUEST, &r, sizeof(r), NULL, 0)) {
+		/* Cut: the request stays outstanding and is sent again on resume. */
+		atomic_store(&d->link_up, false);
+		shutdown(d->req_fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&d->req_lock);
+}
+
+static int dst_get(void *ctx, uint64_t off, size_t len, void *scratch, const void **data)
+{
+	struct mig_dst *d = ctx;
+	(void)scratch, (void)data;
+	uint64_t u0 = off / d->lim.unit, u1 = (off + len + d->lim.unit - 1) / d->lim.unit;
+	uint64_t t = clock_now_ns(CLOCK_MONOTONIC);
+	bool ask = false;
+	for (uint64_t u = u0; u < u1; u++) {
+		uint64_t zero = 0;
+		if (!atomic_load(&d->have[u]))
+			ask |= atomic_compare_exchange_strong(&d->asked_ns[u], &zero, t);
+	}
+	if (ask)
+		dst_send_request(d, u0, u1 - u0);
+	return LVM_SOURCE_PENDING;
+}
+
+/* ---- receiving units ------------------------------------------------------ */
+
+static void dst_wake(struct mig_dst *d)
+{
+	uint64_t one = 1;
+	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow with these few writes */
+	}
+}
+
+/*
+ * One unit arrived (pre-copy, push, or a request's answer).  Pre-copy writes
+ * memory directly and a later round overwrites (the unit was dirtied since);
+ * after that the engine installs it, exactly once: the main channel and the
+ * request channel may both carry a unit, and only the thread that flips have[]
+ * installs and counts it.
+ */
+static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, bool answer)
+{
+	uint64_t off = u * d->lim.unit;
+	const uint8_t *src = data ? data : d->zero;
+	bool precopy = !atomic_load(&d->served);
+	int ret;
+
+	if (precopy) {
+		ret = lvm_mem_write(d->mem, off, src, d->lim.unit);
+		if (!ret && !atomic_exchange(&d->have[u], 1)) {
+			atomic_fetch_add(&d->n_pre, 1);
+			if (atomic_fetch_add(&d->nhave, 1) + 1 == d->nunits)
+				dst_wake(d);	/* dst_fetch_all waits for this */
+		}
+	} else {
+		if (atomic_exchange(&d->have[u], 1))
+			return 0;	/* the other channel delivered it */
+		ret = lvm_engine_supply(d->e, d->src, off, src, d->lim.unit);
+		if (!ret) {
+			uint64_t asked = atomic_exchange(&d->asked_ns[u], 0);
+			if (asked) {	/* a vCPU waited for it */
+				uint64_t wait = clock_now_ns(CLOCK_MONOTONIC) - asked;
+				histogram_record(&d->remote_lat, wait);
+				atomic_fetch_add(&d->blocktime_ns, wait);
+			}
+			atomic_fetch_add(answer ? &d->n_req : &d->n_push, 1);
+			if (atomic_fetch_add(&d->nhave, 1) + 1 == d->nunits)
+				dst_wake(d);
+		}
+	}
+	if (ret)
+		return dst_fail(d, ret, "installing the page at 0x%llx: %s",
+				(unsigned long long)off, strerror(-ret));
+	return 0;
+}
+
+static int dst_take_pages(struct mig_dst *d, const struct mig_msg *m, bool answer)
+{
+	struct mig_pages pg;
+	memcpy(&pg, m->payload, sizeof(pg));
+	mig_pages_from_wire(&pg);
+	const uint8_t *data = pg.flags & MIG_PAGES_ZERO ? NULL : m->payload + sizeof(pg);
+	for (uint32_t i = 0; i < pg.count; i++) {
+		int ret = dst_take_unit(d, pg.offset / d->lim.unit + i,
+					data ? data + (uint64_t)i * d->lim.unit : NULL, answer);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void *dst_request_reader(void *arg)
+{
+	struct mig_dst *d = arg;
+	uint8_t *buf = malloc(MIG_MAX_DATA + 64);
+	thread_set_latency_critical();	/* answers a blocked vCPU waits for */
+	char why[160];
+	for (;;) {
+		struct mig_msg m;
+		if (!buf || mig_recv(d->req_fd, &m, buf, MIG_MAX_DATA + 64, &d->lim, -1, why,
+				     sizeof(why)) || m.type != MIG_PAGES)
+			break;
+		if (dst_take_pages(d, &m, true))
+			break;
+	}
+	free(buf);
+	pthread_mutex_lock(&d->req_lock);
+	atomic_store(&d->link_up, false);
+	pthread_mutex_unlock(&d->req_lock);
+	dst_wake(d);
+	return NULL;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+/*
+ * Accept one channel and read its HELLO, which must be of the expected kind
+ * (and, once a session exists, of that session).  A bad peer gets an ERROR
+ * and -EPROTO (or its -errno) with why filled; nothing is latched, so the
+ * caller decides whether that ends the migration.
+ */
+static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms,
+			      char *why, size_t whylen)
+{
+	int fd = mig_accept(d->lfd, timeout_ms);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", fd == -ETIMEDOUT ? "no source connected in time" :
+			 strerror(-fd));
+		return fd;
+	}
+	uint8_t buf[64];
+	struct mig_msg m;
+	struct mig_limits none = { 0, 0 };
+	why[0] = 0;
+	int ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 10000, why, whylen);
+	if (!ret && m.type != MIG_HELLO)
+		ret = -EPROTO, snprintf(why, whylen, "expected HELLO, got %s", mig_type_name(m.type));
+	struct mig_hello h;
+	if (!ret) {
+		memcpy(&h, m.payload, sizeof(h));
+		mig_hello_from_wire(&h);
+		if (h.channel != channel || !!(h.flags & MIG_HELLO_RESUME) != resume ||
+		    (d->session && (h.session != d->session || h.mem_size != d->lim.mem_size)))
+			ret = -EPROTO, snprintf(why, whylen,
+						"HELLO for another session or channel");
+	}
+	if (ret) {
+		if (!why[0])
+			snprintf(why, whylen, "%s", strerror(-ret));
+		mig_send(fd, MIG_ERROR, why, strlen(why), NULL, 0);
+		close(fd);
+		return ret;
+	}
+	if (!d->session) {
+		d->session = h.session;
+		d->lim.mem_size = h.mem_size;
+		d->lim.unit = h.unit;
+		d->vcpus = h.vcpus;
+	}
+	return fd;
+}
+
+static int dst_ack(struct mig_dst *d, int fd)
+{
+	struct mig_hello_ack a = { d->session, 0, d->lim.unit, (uint32_t)atomic_load(&d->phase), 0 };
+	mig_ack_to_wire(&a);
+	return mig_send(fd, MIG_HELLO_ACK, &a, sizeof(a), NULL, 0);
+}
+
+/* Accept the request channel (the source opens it right after the main
+ * one), acknowledge it and start its reader. */
+static int dst_open_request_channel(struct mig_dst *d, bool resume, char *why, size_t whylen)
+{
+	int fd = dst_accept_channel(d, MIG_CH_REQUEST, resume, 30000, why, whylen);
+	if (fd < 0)
+		return fd;
+	int ret = dst_ack(d, fd);
+	if (ret) {
+		close(fd);
+		snprintf(why, whylen, "%s", strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&d->req_lock);
+	d->req_fd = fd;
+	atomic_store(&d->link_up, true);
+	pthread_mutex_unlock(&d->req_lock);
+	ret = -pthread_create(&d->req_thread, NULL, dst_request_reader, d);
+	d->req_running = !ret;
+	if (ret)
+		snprintf(why, whylen, "%s", strerror(-ret));
+	return ret;
+}
+
+static void dst_drop_link(struct mig_dst *d)
+{
+	pthread_mutex_lock(&d->req_lock);
+	atomic_store(&d->link_up, false);
+	if (d->req_fd >= 0)
+		shutdown(d->req_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&d->req_lock);
+	if (d->req_running)
+		pthread_join(d->req_thread, NULL);
+	d->req_running = false;
+	if (d->req_fd >= 0)
+		close(d->req_fd);
+	if (d->main_fd >= 0)
+		close(d->main_fd);
+	d->req_fd = d->main_fd = -1;
+}
+
+/* Ask again for every unit a vCPU is still waiting for. */
+static void dst_resend_requests(struct mig_dst *d)
+{
+	for (uint64_t u = 0; u < d->nunits; ) {
+		if (!atomic_load(&d->asked_ns[u]) || atomic_load(&d->have[u])) {
+			u++;
+			continue;
+		}
+		uint64_t n = 1;
+		while (u + n < d->nunits && n < 64 && atomic_load(&d->asked_ns[u + n]) &&
+		       !atomic_load(&d->have[u + n]))
+			n++;
+		dst_send_request(d, u, n);
+		u += n;
+	}
+}
+
+static int dst_send_bitmap(struct mig_dst *d)
+{
+	size_t bytes = (d->nunits + 7) / 8;
+	uint8_t *bm = calloc(bytes, 1);
+	if (!bm)
+		return -ENOMEM;
+	for (uint64_t u = 0; u < d->nunits; u++)
+		if (atomic_load(&d->have[u]))
+			bm[u / 8] |= (uint8_t)(1u << (u % 8));
+	int ret = mig_send(d->main_fd, MIG_RECV_BITMAP, bm, bytes, NULL, 0);
+	free(bm);
+	return ret;
+}
+
+/*
+ * After a cut: the guest's faulting vCPUs wait; take the source back.  A
+ * connection that is not this session's resume is turned away and we keep
+ * listening until the recovery timeout.
+ */
+static int dst_recover(struct mig_dst *d)
+{
+	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	char why[160];
+	for (;;) {
+		dst_drop_link(d);
+		uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
+		if (now >= deadline)
+			return dst_fail(d, -ETIMEDOUT, "the source did not come back within %u s "
+					"after the link dropped", t);
+		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
+					    why, sizeof(why));
+		if (fd < 0)
+			continue;
+		d->main_fd = fd;
+		if (dst_ack(d, fd) || dst_send_bitmap(d) ||
+		    dst_open_request_channel(d, true, why, sizeof(why)))
+			continue;	/* cut again: wait for the next attempt */
+		d->reconnects++;
+		dst_resend_requests(d);
+		return 0;
+	}
+}
+
+/* ---- phases --------------------------------------------------------------- */
+
+/* Units dirtied after they were sent: drop our copy (the engine fetches
+ * them again), in runs so a big stale set costs few syscalls. */
+static int dst_apply_discard(struct mig_dst *d, const uint8_t *bm)
+{
+	for (uint64_t u = 0; u < d->nunits; ) {
+		uint64_t n = 0;
+		while (u + n < d->nunits && (bm[(u + n) / 8] >> ((u + n) % 8) & 1) &&
+		       atomic_load(&d->have[u + n]))
+			n++;
+		if (!n) {
+			u++;
+			continue;
+		}
+		int ret = backing_remove(d->mem, u * d->lim.unit, n * d->lim.unit);
+		if (ret)
+			return dst_fail(d, ret, "dropping %llu stale pages: %s",
+					(unsigned long long)n, strerror(-ret));
+		for (uint64_t i = u; i < u + n; i++)
+			atomic_store(&d->have[i], 0);
+		atomic_fetch_sub(&d->nhave, n);
+		atomic_fetch_sub(&d->n_pre, n);
+		u += n;
+	}
+	return 0;
+}
+
+/* Without userfaultfd on this backing: fetch everything before the VM runs. */
+static int dst_fetch_all(struct mig_dst *d)
+{
+	uint64_t batch = MIG_MAX_DATA / d->lim.unit ? MIG_MAX_DATA / d->lim.unit : 1;
+	for (uint64_t u = 0, n; u < d->nunits; u += n) {	/* runs of missing units */
+		n = 1;
+		if (atomic_load(&d->have[u]))
+			continue;
+		while (n < batch && u + n < d->nunits && !atomic_load(&d->have[u + n]))
+			n++;
+		dst_get(d, u * d->lim.unit, n * d->lim.unit, NULL, NULL);
+	}
+	while (atomic_load(&d->nhave) < d->nunits) {
+		struct pollfd p = { d->wake_fd, POLLIN, 0 };
+		if (poll(&p, 1, 1000) > 0) {
+			uint64_t v;
+			if (read(d->wake_fd, &v, sizeof(v)) < 0) {
+				/* drained */
+			}
+		}
+		if (!atomic_load(&d->link_up))
+			return dst_fail(d, -ECONNRESET, "link lost while fetching all memory");
+	}
+	return 0;
+}
+
+/*
+ * The source is stopped: serve the rest of memory lazily.  Registering the
+ * memory is the probe (cheaper in the downtime than probing on the side);
+ * where the backing refuses userfaultfd (guest_memfd without the uffd series),
+ * everything is fetched before the VM starts, and we say so.
+ */
+static int dst_serve_memory(struct mig_dst *d)
+{
+	static const struct lvm_source_ops ops = { .get = dst_get };
+	int ret = lvm_source_create(&ops, d, d->lim.mem_size, &d->src);
+	if (ret)
+		return ret;
+	struct lvm_engine_opts eo;
+	lvm_engine_opts_init(&eo);
+	eo.threads = d->o.handler_threads;
+	eo.on_error = d->o.on_error;
+	eo.on_error_ctx = d->o.on_error_ctx;
+	ret = lvm_engine_create(&eo, &d->e);
+	if (ret)
+		return ret;
+	int reg = lvm_engine_add_mem(d->e, d->mem, LVM_MODE_MISSING, d->src, 0);
+	if (reg < 0) {
+		lvm_engine_destroy(d->e);
+		d->e = NULL;
+		fprintf(stderr, "lazyvm migrate-recv: %s memory cannot be served lazily on this "
+			"kernel (UFFDIO_REGISTER: %s): receiving all of it before the VM starts\n",
+			lvm_backing_name(lvm_mem_backing(d->mem)), strerror(-reg));
+		return dst_fetch_all(d);
+	}
+	for (uint64_t u = 0; !ret && u < d->nunits; u++)
+		if (atomic_load(&d->have[u]))
+			ret = lvm_engine_mark_present(d->e, d->src, u * d->lim.unit, d->lim.unit);
+	if (!ret)
+		ret = lvm_engine_start(d->e);
+	atomic_store(&d->served, !ret);
+	return ret;
+}
+
+static int dst_setup_memory(struct mig_dst *d, const struct mig_dst_vm *vm)
+{
+	d->nunits = d->lim.mem_size / d->lim.unit;
+	int ret = vm->create(vm->ctx, d->lim.mem_size, d->vcpus, &d->mem);
+	if (ret)
+		return dst_fail(d, ret, "creating %llu bytes of guest memory: %s",
+				(unsigned long long)d->lim.mem_size, strerror(-ret));
+	/* The transfer unit is the larger page size of the two sides. */
+	if (lvm_mem_page_size(d->mem) > d->lim.unit)
+		d->lim.unit = (uint32_t)lvm_mem_page_size(d->mem);
+	d->nunits = d->lim.mem_size / d->lim.unit;
+	d->have = calloc(d->nunits, 1);
+	d->asked_ns = calloc(d->nunits, sizeof(uint64_t));
+	d->zero = calloc(1, d->lim.unit);
+	return d->have && d->asked_ns && d->zero ? 0 : -ENOMEM;
+}
+
+/* Pre-copy: units straight into memory until the source stops and sends the
+ * state. */
+static int dst_precopy(struct mig_dst *d, const struct mig_dst_vm *vm, void **state,
+		       size_t *state_len)
+{
+	char why[160] = "";
+	for (;;) {
+		struct mig_msg m;
+		int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why, sizeof(why));
+		if (ret)
+			return dst_fail(d, ret, "pre-copy: %s", why[0] ? why : strerror(-ret));
+		switch (m.type) {
+		case MIG_PAGES:
+			ret = dst_take_pages(d, &m, false);
+			break;
+		case MIG_ROUND_END:	/* everything sent so far is in memory */
+			d->rounds++;
+			ret = mig_send(d->main_fd, MIG_ROUND_ACK, NULL, 0, NULL, 0);
+			break;
+		case MIG_DISCARD:
+			ret = dst_apply_discard(d, m.payload);
+			break;
+		case MIG_STATE: {
+			struct mig_stamp st;
+			memcpy(&st, m.payload, sizeof(st));
+			mig_stamp_from_wire(&st);
+			d->stop_realtime_ns = st.realtime_ns;
+			*state_len = m.len - sizeof(st);
+			*state = malloc(*state_len ? *state_len : 1);
+			if (!*state)
+				return -ENOMEM;
+			memcpy(*state, m.payload + sizeof(st), *state_len);
+			return 0;
+		}
+		case MIG_ERROR:
+			return dst_fail(d, -ECONNABORTED, "the source gave up: %.*s", (int)m.len,
+					(const char *)m.payload);
+		default:
+			return dst_fail(d, -EPROTO, "pre-copy: unexpected %s", mig_type_name(m.type));
+		}
+		if (ret)
+			return ret;
+		(void)vm;
+	}
+}
+
+/* Wait for GO (after READY), surviving cuts. */
+static int dst_wait_go(struct mig_dst *d)
+{
+	char why[160] = "";
+	for (;;) {
+		struct mig_msg m;
+		int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why, sizeof(why));
+		if (ret == -EPROTO)
+			return dst_fail(d, ret, "waiting for GO: %s", why);
+		if (ret) {
+			ret = dst_recover(d);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (m.type == MIG_GO)
+			return 0;
+		if (m.type == MIG_PAGES) {
+			ret = dst_take_pages(d, &m, false);
+			if (ret)
+				return ret;
+			continue;
+		}
+		return dst_fail(d, -EPROTO, "waiting for GO: unexpected %s", mig_type_name(m.type));
+	}
+}
+
+/* Wait for the source's DONE after ours (pushed units still in flight are
+ * skipped).  true: the source knows it is finished. */
+static bool dst_done_acked(struct mig_dst *d, int timeout_ms)
+{
+	struct mig_stamp done = { clock_now_ns(CLOCK_REALTIME), d->nunits };
+	mig_stamp_to_wire(&done);
+	if (d->main_fd < 0 || mig_send(d->main_fd, MIG_DONE, &done, sizeof(done), NULL, 0))
+		return false;
+	char why[160];
+	for (;;) {
+		struct mig_msg m;
+		if (mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, timeout_ms, why, sizeof(why)))
+			return false;
+		if (m.type == MIG_DONE)
+			return true;
+	}
+}
+
+/*
+ * Every unit is here.  If the link drops before the source saw our DONE, it
+ * would try to resume and, finding nobody, report a failed migration of a VM
+ * that in fact moved: answer its resume with phase DONE until the recovery
+ * timeout.
+ */
+static void dst_finish(struct mig_dst *d)
+{
+	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
+	atomic_store(&d->phase, MIG_PHASE_DONE);
+	if (dst_done_acked(d, (int)t * 1000))
+		return;
+	dst_drop_link(d);
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
+	char why[160];
+	for (uint64_t now; (now = clock_now_ns(CLOCK_MONOTONIC)) < deadline; ) {
+		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
+					    why, sizeof(why));
+		if (fd >= 0) {
+			dst_ack(d, fd);
+			close(fd);
+			return;
+		}
+	}
+}
+
+/* One wake-up of post-copy: a pushed message, a cut, or the last unit. */
+static int dst_postcopy_step(struct mig_dst *d)
+{
+	char why[160] = "";
+	struct pollfd p[2] = { { d->main_fd, POLLIN, 0 }, { d->wake_fd, POLLIN, 0 } };
+	if (poll(p, 2, -1) < 0 && errno != EINTR)
+		return -errno;
+	if (p[1].revents) {
+		uint64_t v;
+		if (read(d->wake_fd, &v, sizeof(v)) < 0) {
+			/* drained */
+		}
+	}
+	bool cut = !atomic_load(&d->link_up);
+	if (p[0].revents && !cut) {
+		struct mig_msg m;
+		int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why, sizeof(why));
+		if (ret == -EPROTO)
+			return dst_fail(d, ret, "post-copy: %s", why);
+		if (ret)
+			cut = true;
+		else if (m.type == MIG_PAGES && (ret = dst_take_pages(d, &m, false)))
+			return ret;
+		else if (m.type == MIG_ERROR)
+			return dst_fail(d, -ECONNABORTED, "the source gave up: %.*s", (int)m.len,
+					(const char *)m.payload);
+	}
+	return cut && atomic_load(&d->nhave) < d->nunits ? dst_recover(d) : 0;
+}
+
+/* Post-copy: pushed units on the main channel until every unit is here. */
+static int dst_postcopy(struct mig_dst *d)
+{
+	int ret = 0, nice = thread_set_bulk();	/* vCPUs and requests come first */
+	while (!ret && atomic_load(&d->nhave) < d->nunits)
+		ret = dst_postcopy_step(d);
+	thread_restore_bulk(nice);
+	if (!ret)
+		dst_finish(d);
+	return ret;
+}
+
+int mig_dst_listen(const struct mig_dst_opts *o, struct mig_dst **out)
+{
+	struct mig_dst *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->o = *o;
+	d->main_fd = d->req_fd = -1;
+	d->lfd = mig_listen(o->listen);
+	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	d->buf = malloc(BUF_CAP);
+	pthread_mutex_init(&d->req_lock, NULL);
+	int ret = d->lfd < 0 ? d->lfd : d->wake_fd < 0 ? -errno : !d->buf ? -ENOMEM : 0;
+	if (ret) {
+		mig_dst_destroy(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+static void dst_fill_stats(struct mig_dst *d, struct mig_stats *s, uint64_t t0,
+			   uint64_t started)
+{
+	memset(s, 0, sizeof(*s));
+	s->total_ms = (clock_now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+	if (started && d->stop_realtime_ns && started > d->stop_realtime_ns)
+		s->downtime_ms = (started - d->stop_realtime_ns) / 1000000;
+	s->first_vcpu_entry_realtime_ns = started;
+	s->precopy_rounds = d->rounds;
+	s->pages_precopy = atomic_load(&d->n_pre);
+	s->pages_postcopy_push = atomic_load(&d->n_push);
+	s->pages_postcopy_request = atomic_load(&d->n_req);
+	s->blocktime_ms = atomic_load(&d->blocktime_ns) / 1000000;
+	s->reconnects = d->reconnects;
+	histogram_summary(&d->remote_lat, &s->remote_fault);
+}
+
+int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats *stats,
+		char *err, size_t errlen)
+{
+	d->err = err;
+	d->errlen = errlen;
+	if (err && errlen)
+		err[0] = 0;
+	uint64_t t0 = clock_now_ns(CLOCK_MONOTONIC), started = 0;
+	void *state = NULL;
+	size_t state_len = 0;
+	char why[160];
+	int ret = dst_accept_channel(d, MIG_CH_MAIN, false, d->o.accept_timeout_ms, why,
+				     sizeof(why));
+	if (ret < 0)
+		dst_fail(d, ret, "bad connection from the source: %s", why);
+	if (ret >= 0) {
+		d->main_fd = ret;
+		t0 = clock_now_ns(CLOCK_MONOTONIC);
+		ret = dst_setup_memory(d, vm);
+	}
+	if (!ret)
+		ret = dst_ack(d, d->main_fd);
+	if (!ret && (ret = dst_open_request_channel(d, false, why, sizeof(why))))
+		dst_fail(d, ret, "request channel: %s", why);
+	if (!ret)
+		ret = dst_precopy(d, vm, &state, &state_len);
+	if (!ret)
+		ret = dst_serve_memory(d);
+	if (!ret && (ret = vm->load_state(vm->ctx, state, state_len)))
+		dst_fail(d, ret, "loading the VM state: %s", strerror(-ret));
+	if (!ret) {
+		atomic_store(&d->phase, MIG_PHASE_READY);
+		ret = mig_send(d->main_fd, MIG_READY, NULL, 0, NULL, 0);
+		if (ret)	/* the source resends GO after it reconnects */
+			ret = dst_recover(d);
+	}
+	if (!ret)
+		ret = dst_wait_go(d);
+	if (!ret && (ret = vm->start(vm->ctx)))
+		dst_fail(d, ret, "starting the vCPUs: %s", strerror(-ret));
+	if (!ret) {
+		started = clock_now_ns(CLOCK_REALTIME);
+		atomic_store(&d->phase, MIG_PHASE_RUNNING);
+		struct mig_stamp st = { started, 0 };
+		mig_stamp_to_wire(&st);
+		mig_send(d->main_fd, MIG_STARTED, &st, sizeof(st), NULL, 0);
+		ret = dst_postcopy(d);
+	}
+	free(state);
+	if (ret)	/* every failure is reported, even one without context */
+		dst_fail(d, ret, "migration failed: %s", strerror(-ret));
+	if (ret && started && d->e)	/* the VM runs: never leave a vCPU waiting forever */
+		lvm_engine_fail(d->e, d->src, 0, d->lim.mem_size, ret);
+	dst_fill_stats(d, stats, t0, started);
+	if (ret && d->main_fd >= 0 && err && err[0])
+		mig_send(d->main_fd, MIG_ERROR, err, strlen(err), NULL, 0);
+	dst_drop_link(d);
+	return ret;
+}
+
+int mig_dst_port(struct mig_dst *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(d->lfd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		     ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+struct lvm_engine *mig_dst_engine(struct mig_dst *d)
+{
+	return d->e;
+}
+
+void mig_dst_destroy(struct mig_dst *d)
+{
+	if (!d)
+		return;
+	dst_drop_link(d);
+	lvm_engine_destroy(d->e);
+	lvm_source_destroy(d->src);
+	if (d->lfd >= 0)
+		close(d->lfd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	pthread_mutex_destroy(&d->req_lock);
+	free((void *)d->have);
+	free((void *)d->asked_ns);
+	free(d->zero);
+	free(d->buf);
+	free(d);
+}

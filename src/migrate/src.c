@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/* Post-copy migration, source side.  See migrate.h for the design. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/backing.h"
+#include "util/clock.h"
+#include "util/histogram.h"
+#include "migrate/wire.h"
+#include "migrate/migrate.h"
+#include "util/progress.h"
+#include "util/thread-latency.h"
+#include "core/wp.h"
+#include "util/zero.h"
+
+#define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
+#define WP_CHUNK (64u << 10)
+/* A cut while waiting for READY: the VM is stopped here, so try to resume
+ * only briefly before running it here again. */
+#define SRC_READY_RECOVER_S 10
+
+struct mig_src {
+	const struct mig_src_opts *o;
+	struct lvm_mem *mem;
+	const struct mig_src_vm *vm;
+	const uint8_t *base;
+	struct mig_limits lim;
+	uint64_t session, nunits;
+	int main_fd, req_fd;
+	_Atomic uint8_t *sent;		/* per unit: the destination has (or gets) it */
+	_Atomic uint8_t *dirty;		/* per WP chunk: written since last sent */
+	size_t chunk;
+	struct wp_tracker *wp;
+	pthread_t req_thread;
+	bool req_running;
+	_Atomic bool req_broken;
+	uint8_t *buf;
+	uint64_t t0, stop_realtime_ns, started_realtime_ns;
+	_Atomic uint64_t nsent;		/* units with sent[] set */
+	struct progress bar;		/* units the destination has (or gets) */
+	struct histogram req_lat;	/* request received -> answer sent */
+	struct mig_stats st;
+	_Atomic uint64_t n_req;
+	char *err;
+	size_t errlen;
+	char why[200];			/* detail of the last failed exchange */
+};
+
+static int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (s->err && !s->err[0])
+		vsnprintf(s->err, s->errlen, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* A new bar per phase; it counts units the destination has or is getting. */
+static void src_progress_phase(struct mig_src *s, const char *label)
+{
+	if (s->bar.drawn)
+		fputc('\n', stderr);
+	progress_init(&s->bar, label, s->lim.mem_size);
+	if (!s->o->progress)
+		progress_set_enabled(&s->bar, false);
+	progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
+}
+
+/* Send units [u, u+n) on fd: zero runs without data. */
+static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
+{
+	while (n) {
+		uint64_t k = 1;
+		bool zero = buf_is_zero(s->base + u * s->lim.unit, s->lim.unit);
+		while (k < n && buf_is_zero(s->base + (u + k) * s->lim.unit, s->lim.unit) == zero)
+			k++;
+		struct mig_pages pg = { u * s->lim.unit, (uint32_t)k, zero ? MIG_PAGES_ZERO : 0 };
+		mig_pages_to_wire(&pg);
+		int ret = mig_send(fd, MIG_PAGES, &pg, sizeof(pg), zero ? NULL : s->base + u * s->lim.unit,
+				   zero ? 0 : k * s->lim.unit);
+		if (ret)
+			return ret;
+		for (uint64_t i = 0; i < k; i++)
+			if (!atomic_exchange(&s->sent[u + i], 1))
+				atomic_fetch_add(&s->nsent, 1);
+		progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
+		u += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* ---- the request channel: answered ahead of the background stream -------- */
+
+static void *src_request_server(void *arg)
+{
+	struct mig_src *s = arg;
+	uint8_t buf[64];
+	thread_set_latency_critical();	/* ahead of the push, on the CPU too */
+	char why[160];
+	for (;;) {
+		struct mig_msg m;
+		if (mig_recv(s->req_fd, &m, buf, sizeof(buf), &s->lim, -1, why, sizeof(why)) ||
+		    m.type != MIG_REQUEST)
+			break;
+		uint64_t t = clock_now_ns(CLOCK_MONOTONIC);
+		struct mig_pages r;
+		memcpy(&r, m.payload, sizeof(r));
+		mig_pages_from_wire(&r);
+		if (src_send_units(s, s->req_fd, r.offset / s->lim.unit, r.count))
+			break;
+		histogram_record(&s->req_lat, clock_now_ns(CLOCK_MONOTONIC) - t);
+		atomic_fetch_add(&s->n_req, r.count);
+	}
+	/* The link is broken, whichever channel noticed: kick the main thread
+	 * out of a blocked send so it starts recovering.  main_fd stays open
+	 * until this thread is joined (src_close_link). */
+	atomic_store(&s->req_broken, true);
+	shutdown(s->main_fd, SHUT_RDWR);
+	return NULL;
+}
+
+static void src_close_link(struct mig_src *s)
+{
+	if (s->req_fd >= 0)
+		shutdown(s->req_fd, SHUT_RDWR);
+	if (s->req_running)
+		pthread_join(s->req_thread, NULL);
+	s->req_running = false;
+	if (s->req_fd >= 0)
+		close(s->req_fd);
+	if (s->main_fd >= 0)
+		close(s->main_fd);
+	s->req_fd = s->main_fd = -1;
+}
+
+/*
+ * Open one channel: HELLO, then HELLO_ACK.  The fd, or -ECONNABORTED when the
+ * destination refused (why: its reason), -EPROTO for a bad answer, -errno.
+ */
+static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
+			    struct mig_hello_ack *ack, char *why, size_t whylen)
+{
+	int fd = mig_connect(s->o->addr, 5000);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(-fd));
+		return fd;
+	}
+	struct mig_hello h = { s->session, channel, resume ? MIG_HELLO_RESUME : 0,
+			       lvm_mem_size(s->mem), (uint32_t)lvm_mem_page_size(s->mem),
+			       s->o->vcpus };
+	mig_hello_to_wire(&h);
+	uint8_t buf[4160];
+	struct mig_msg m;
+	struct mig_limits none = { 0, 0 };
+	why[0] = 0;
+	int ret = mig_send(fd, MIG_HELLO, &h, sizeof(h), NULL, 0);
+	if (!ret)
+		ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 30000, why, whylen);
+	if (!ret && m.type == MIG_ERROR)
+		ret = -ECONNABORTED, snprintf(why, whylen, "the destination refused: %.*s",
+					      (int)m.len, (const char *)m.payload);
+	else if (!ret && m.type != MIG_HELLO_ACK)
+		ret = -EPROTO, snprintf(why, whylen, "expected HELLO_ACK, got %s",
+					mig_type_name(m.type));
+	if (!ret) {
+		memcpy(ack, m.payload, sizeof(*ack));
+		mig_ack_from_wire(ack);
+		if (ack->status || ack->session != s->session || !ack->unit ||
+		    (ack->unit & (ack->unit - 1)) || lvm_mem_size(s->mem) % ack->unit ||
+		    ack->unit < lvm_mem_page_size(s->mem) || ack->phase > MIG_PHASE_DONE)
+			ret = -EPROTO, snprintf(why, whylen, "bad HELLO_ACK (status %u, unit %u)",
+						ack->status, ack->unit);
+	}
+	if (ret) {
+		if (!why[0])
+			snprintf(why, whylen, "%s", strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int src_start_request_server(struct mig_src *s, bool resume, char *why, size_t whylen)
+{
+	struct mig_hello_ack ack;
+	int fd = src_open_channel(s, MIG_CH_REQUEST, resume, &ack, why, whylen);
+	if (fd < 0)
+		return fd;
+	s->req_fd = fd;
+	atomic_store(&s->req_broken, false);
+	int ret = -pthread_create(&s->req_thread, NULL, src_request_server, s);
+	s->req_running = !ret;
+	if (ret)
+		snprintf(why, whylen, "%s", strerror(-ret));
+	return ret;
+}
+
+static int src_connect(struct mig_src *s)
+{
+	struct mig_hello_ack ack;
+	char why[200];
+	int fd = src_open_channel(s, MIG_CH_MAIN, false, &ack, why, sizeof(why));
+	if (fd < 0)
+		return src_fail(s, fd, "connecting to %s: %s", s->o->addr, why);
+	s->main_fd = fd;
+	s->lim.unit = ack.unit;
+	s->nunits = s->lim.mem_size / s->lim.unit;
+	s->sent = calloc(s->nunits, 1);
+	s->chunk = WP_CHUNK > s->lim.unit ? WP_CHUNK : s->lim.unit;
+	s->dirty = calloc((s->lim.mem_size + s->chunk - 1) / s->chunk, 1);
+	if (!s->sent || !s->dirty)
+		return -ENOMEM;
+	int ret = src_start_request_server(s, false, why, sizeof(why));
+	return ret ? src_fail(s, ret, "request channel: %s", why) : 0;
+}
+
+/* ---- pre-copy ------------------------------------------------------------- */
+
+static void src_first_write(void *ctx, uint64_t chunk)
+{
+	struct mig_src *s = ctx;
+	atomic_store(&s->dirty[chunk], 1);
+}
+
+static uint64_t units_per_chunk(struct mig_src *s)
+{
+	return s->chunk / s->lim.unit;
+}
+
+/*
+ * End a round and wait until the destination has it in memory.  Without
+ * this, the megabytes queued in socket buffers would be drained inside the
+ * downtime (after the pause, ahead of the state); with it, the round's dirty
+ * set also covers exactly the time its pages took to land.
+ */
+static int src_end_round(struct mig_src *s)
+{
+	struct mig_msg m;
+	int ret = mig_send(s->main_fd, MIG_ROUND_END, NULL, 0, NULL, 0);
+	if (!ret)
+		ret = mig_recv(s->main_fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, 60000, s->why,
+			       sizeof(s->why));
+	if (ret && ret != -EPROTO)
+		snprintf(s->why, sizeof(s->why), "%s", strerror(-ret));
+	if (!ret && m.type == MIG_ERROR)
+		ret = -ECONNABORTED, snprintf(s->why, sizeof(s->why), "the destination failed: %.*s",
+					      (int)m.len, (const char *)m.payload);
+	else if (!ret && m.type != MIG_ROUND_ACK)
+		ret = -EPROTO, snprintf(s->why, sizeof(s->why), "expected ROUND_ACK, got %s",
+					mig_type_name(m.type));
+	return ret;
+}
+
+static int src_precopy(struct mig_src *s)
+{
+	if (!s->o->precopy_rounds)
+		return 0;
+	uint64_t nchunks = (s->lim.mem_size + s->chunk - 1) / s->chunk, upc = units_per_chunk(s);
+	int ret = wp_tracker_start(s->mem, s->chunk, src_first_write, s, &s->wp);
+	if (ret)
+		return src_fail(s, ret, "write-protect tracking for pre-copy: %s", strerror(-ret));
+	for (unsigned round = 1; round <= s->o->precopy_rounds; round++) {
+		for (uint64_t c = 0; c < nchunks; c++) {
+			if (round > 1) {	/* only what was written since */
+				if (!atomic_exchange(&s->dirty[c], 0))
+					continue;
+				if ((ret = wp_tracker_protect(s->wp, c)))
+					return src_fail(s, ret, "re-protecting: %s", strerror(-ret));
+			}
+			uint64_t u = c * upc, n = u + upc > s->nunits ? s->nunits - u : upc;
+			if ((ret = src_send_units(s, s->main_fd, u, n)))
+				return src_fail(s, ret, "pre-copy round %u: %s", round, strerror(-ret));
+			s->st.pages_precopy += n;
+		}
+		if ((ret = src_end_round(s)))
+			return src_fail(s, ret, "pre-copy round %u: %s", round, s->why);
+		s->st.precopy_rounds = round;
+	}
+	return 0;
+}
+
+/* Stopped: tell the destination which pre-copied units went stale, and
+ * forget we sent them. */
+static int src_send_discard(struct mig_src *s)
+{
+	if (!s->wp)
+		return 0;
+	uint64_t upc = units_per_chunk(s);
+	size_t bytes = (s->nunits + 7) / 8;
+	uint8_t *bm = calloc(bytes, 1);
+	if (!bm)
+		return -ENOMEM;
+	for (uint64_t u = 0; u < s->nunits; u++) {
+		if (atomic_load(&s->dirty[u / upc]) && atomic_load(&s->sent[u])) {
+			bm[u / 8] |= (uint8_t)(1u << (u % 8));
+			atomic_store(&s->sent[u], 0);
+			atomic_fetch_sub(&s->nsent, 1);
+		}
+	}
+	int ret = mig_send(s->main_fd, MIG_DISCARD, bm, bytes, NULL, 0);
+	free(bm);
+	return ret;
+}
+
+static int src_send_state(struct mig_src *s)
+{
+	void *blob = NULL;
+	size_t len = 0;
+	int ret = s->vm->save_state(s->vm->ctx, &blob, &len);
+	if (ret)
+		return src_fail(s, ret, "saving the VM state: %s", strerror(-ret));
+	if (len > MIG_MAX_STATE) {
+		free(blob);
+		return src_fail(s, -E2BIG, "VM state of %zu bytes exceeds the protocol limit", len);
+	}
+	struct mig_stamp st = { s->stop_realtime_ns, len };
+	mig_stamp_to_wire(&st);
+	ret = mig_send(s->main_fd, MIG_STATE, &st, sizeof(st), blob, len);
+	free(blob);
+	return ret;
+}
+
+/* ---- post-copy ------------------------------------------------------------- */
+
+/* Non-blocking look at the main channel: STARTED, DONE, ERROR. */
+static int src_poll_main(struct mig_src *s, int timeout_ms, bool *done)
+{
+	struct pollfd p = { s->main_fd, POLLIN, 0 };
+	int n = poll(&p, 1, timeout_ms);
+	if (n <= 0)
+		return n < 0 && errno != EINTR ? -errno : 0;
+	char why[160] = "";
+	struct mig_msg m;
+	int ret = mig_recv(s->main_fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, 10000, why,
+			   sizeof(why));
+	if (ret)
+		return ret == -EPROTO ? src_fail(s, ret, "%s", why) : ret;
+	struct mig_stamp st = { 0, 0 };
+	if (m.type == MIG_STARTED || m.type == MIG_DONE) {
+		memcpy(&st, m.payload, sizeof(st));
+		mig_stamp_from_wire(&st);
+	}
+	if (m.type == MIG_STARTED && !s->started_realtime_ns)
+		s->started_realtime_ns = st.realtime_ns;
+	else if (m.type == MIG_DONE) {
+		*done = true;	/* say we saw it: the destination stops waiting for us */
+		mig_send(s->main_fd, MIG_DONE, m.payload, m.len, NULL, 0);
+	}
+	else if (m.type == MIG_ERROR)
+		return src_fail(s, -ECONNABORTED, "the destination failed: %.*s", (int)m.len,
+				(const char *)m.payload);
+	return 0;
+}
+
+static int src_push(struct mig_src *s, bool *done)
+{
+	uint64_t batch = BATCH_BYTES / s->lim.unit ? BATCH_BYTES / s->lim.unit : 1;
+	for (uint64_t u = 0; u < s->nunits && !*done; ) {
+		if (atomic_load(&s->req_broken))
+			return -ECONNRESET;
+		if (atomic_load(&s->sent[u])) {
+			u++;
+			continue;
+		}
+		uint64_t n = 1;
+		while (u + n < s->nunits && n < batch && !atomic_load(&s->sent[u + n]))
+			n++;
+		int ret = src_send_units(s, s->main_fd, u, n);
+		if (ret)
+			return ret;
+		s->st.pages_postcopy_push += n;
+		u += n;
+		if ((ret = src_poll_main(s, 0, done)))
+			return ret;
+	}
+	while (!*done) {
+		if (atomic_load(&s->req_broken))
+			return -ECONNRESET;
+		int ret = src_poll_main(s, 200, done);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Reconnect after a cut (with backoff), learn what the destination has,
+ * resume.  0, or 1 when the destination already has everything;
+ * *go_needed: the destination is still waiting for GO. */
+static int src_recover(struct mig_src *s, unsigned timeout_s, bool *go_needed)
+{
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + timeout_s * 1000000000ull;
+	unsigned backoff_ms = 50;
+	char why[200] = "";
+	for (;;) {
+		src_close_link(s);
+		if (clock_now_ns(CLOCK_MONOTONIC) > deadline)
+			return src_fail(s, -ETIMEDOUT, "lost the destination %s and could not "
+					"reconnect within %u s (last: %s)", s->o->addr, timeout_s, why);
+		struct mig_hello_ack ack;
+		int fd = src_open_channel(s, MIG_CH_MAIN, true, &ack, why, sizeof(why));
+		if (fd == -ECONNABORTED)	/* the destination has given up */
+			return src_fail(s, fd, "resuming: %s", why);
+		if (fd >= 0 && ack.phase == MIG_PHASE_DONE) {
+			close(fd);
+			return 1;
+		}
+		if (fd >= 0) {
+			s->main_fd = fd;
+			struct mig_msg m;
+			int ret = mig_recv(fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, 30000, why,
+					   sizeof(why));
+			if (ret == -EPROTO || (!ret && m.type != MIG_RECV_BITMAP))
+				return src_fail(s, -EPROTO, "resuming: %s",
+						ret ? why : mig_type_name(m.type));
+			if (!ret) {
+				uint64_t have = 0;
+				for (uint64_t u = 0; u < s->nunits; u++) {
+					uint8_t bit = (m.payload[u / 8] >> (u % 8)) & 1;
+					atomic_store(&s->sent[u], bit);
+					have += bit;
+				}
+				atomic_store(&s->nsent, have);
+				*go_needed = ack.phase == MIG_PHASE_READY;
+				if (!src_start_request_server(s, true, why, sizeof(why))) {
+					s->st.reconnects++;
+					return 0;
+				}
+			}
+		}
+		usleep(backoff_ms * 1000);
+		backoff_ms = backoff_ms < 1000 ? backoff_ms * 2 : 1000;
+	}
+}
+
+/* From GO on the VM lives at the destination: only ever recover, never resume. */
+static int src_postcopy_loop(struct mig_src *s)
+{
+	unsigned timeout_s = s->o->recover_timeout_s ? s->o->recover_timeout_s : 60;
+	bool done = false, go = true;
+	for (;;) {
+		int ret = go ? mig_send(s->main_fd, MIG_GO, NULL, 0, NULL, 0) : 0;
+		go = false;
+		if (!ret)
+			ret = src_push(s, &done);
+		if (!ret && done)
+			return 0;
+		if (ret == -EPROTO || ret == -ECONNABORTED)
+			return ret;
+		ret = src_recover(s, timeout_s, &go);
+		if (ret)
+			return ret > 0 ? 0 : ret;
+	}
+}
+
+static int src_postcopy(struct mig_src *s)
+{
+	int nice = thread_set_bulk();	/* the request channel comes first */
+	int ret = src_postcopy_loop(s);
+	thread_restore_bulk(nice);
+	return ret;
+}
+
+/* Wait for READY; a cut here is recoverable only if the destination made it
+ * to READY (it then waits for our GO); otherwise the VM stays here. */
+static int src_wait_ready(struct mig_src *s)
+{
+	char why[160] = "";
+	struct mig_msg m;
+	int ret = mig_recv(s->main_fd, &m, s->buf, 64 + MIG_MAX_DATA, &s->lim, -1, why, sizeof(why));
+	if (!ret && m.type == MIG_READY)
+		return 0;
+	if (!ret && m.type == MIG_ERROR)
+		return src_fail(s, -ECONNABORTED, "the destination failed: %.*s", (int)m.len,
+				(const char *)m.payload);
+	if (!ret || ret == -EPROTO)
+		return src_fail(s, -EPROTO, "waiting for READY: %s",
+				ret ? why : mig_type_name(m.type));
+	bool go = false;
+	ret = src_recover(s, SRC_READY_RECOVER_S, &go);
+	if (!ret && !go)
+		ret = src_fail(s, -EPROTO, "the destination resumed past READY without GO");
+	return ret > 0 ? -EPROTO : ret;
+}
+
+static void src_fill_stats(struct mig_src *s, struct mig_stats *out)
+{
+	s->st.total_ms = (clock_now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
+	s->st.pages_postcopy_request = atomic_load(&s->n_req);
+	histogram_summary(&s->req_lat, &s->st.remote_fault);
+	if (s->started_realtime_ns > s->stop_realtime_ns && s->stop_realtime_ns)
+		s->st.downtime_ms = (s->started_realtime_ns - s->stop_realtime_ns) / 1000000;
+	*out = s->st;
+}
+
+int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct mig_src_vm *vm,
+		struct mig_stats *stats, char *err, size_t errlen)
+{
+	struct mig_src s = { .o = o, .mem = mem, .vm = vm, .base = lvm_mem_addr(mem),
+			     .main_fd = -1, .req_fd = -1, .err = err, .errlen = errlen };
+	if (err && errlen)
+		err[0] = 0;
+	s.t0 = clock_now_ns(CLOCK_MONOTONIC);
+	s.lim.mem_size = lvm_mem_size(mem);
+	s.session = clock_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
+	s.buf = malloc(64 + MIG_MAX_DATA);
+	src_progress_phase(&s, "migrate: pre-copy");
+	bool paused = false, gone = false;
+	int ret = s.buf ? src_connect(&s) : -ENOMEM;
+	if (!ret)
+		ret = src_precopy(&s);
+	if (!ret) {
+		ret = vm->pause(vm->ctx);
+		paused = !ret;
+		s.stop_realtime_ns = clock_now_ns(CLOCK_REALTIME);
+		if (ret)
+			src_fail(&s, ret, "pausing the VM: %s", strerror(-ret));
+	}
+	if (!ret && (ret = src_send_discard(&s)))
+		src_fail(&s, ret, "sending the stale set: %s", strerror(-ret));
+	if (!ret && (ret = src_send_state(&s)))
+		src_fail(&s, ret, "sending the VM state: %s", strerror(-ret));
+	/* The tracker stays until the end: unprotecting and unregistering all of
+	 * memory takes long on a big guest, and the stopped VM writes nothing. */
+	if (!ret)
+		ret = src_wait_ready(&s);
+	if (!ret) {
+		gone = true;	/* GO: the VM belongs to the destination now */
+		src_progress_phase(&s, "migrate: post-copy");
+		ret = src_postcopy(&s);
+	}
+	if (!ret)
+		progress_done(&s.bar);
+	else if (s.bar.drawn)
+		fputc('\n', stderr);
+	if (s.wp)
+		wp_tracker_stop(s.wp);
+	if (ret)	/* every failure is reported, even one without context */
+		src_fail(&s, ret, "%s", strerror(-ret));
+	if (!gone) {
+		if (paused)
+			vm->resume(vm->ctx);
+		if (ret && s.main_fd >= 0 && err && err[0])
+			mig_send(s.main_fd, MIG_ERROR, err, strlen(err), NULL, 0);
+		if (ret)
+			ret = -ECANCELED;
+	}
+	src_close_link(&s);
+	src_fill_stats(&s, stats);
+	free((void *)s.sent);
+	free((void *)s.dirty);
+	free(s.buf);
+	return ret;
+}

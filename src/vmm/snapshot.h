@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A running VM (src/vmm/) into a snapshot directory (snapshot.h) and back:
+ * stop-and-copy snapshots, live point-in-time snapshots (uffd-WP), and
+ * restores that serve guest memory lazily through the fault engine or fill
+ * it eagerly first.
+ */
+#ifndef LAZYVM_VM_SNAPSHOT_H
+#define LAZYVM_VM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lazyvm.h"
+#include "core/hugetlb.h"
+
+struct vmm;
+struct timeline;
+
+/* Guest metadata recorded in the snapshot's META section. */
+struct vm_snapshot_info {
+	const char *guest;
+	uint64_t seed, iterations;
+};
+
+/* Pause the VM (it stays paused) and write state + all memory to dir. */
+int vm_snapshot_take(struct vmm *vm, const char *dir, const struct vm_snapshot_info *info,
+		     char *err, size_t errlen);
+/*
+ * Point-in-time snapshot while the guest runs: pause, save the state,
+ * write-protect all memory, resume; each chunk is written before the guest's
+ * first write to it lands (or by the copy loop, whichever comes first).
+ * Returns with the guest running.
+ */
+int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_info *info,
+		     char *err, size_t errlen);
+
+/* ---- restore ---- */
+
+struct vm_restore_opts {
+	bool eager;			/* fill all memory, then run */
+	bool backing_set;		/* else the snapshot's backing */
+	enum lvm_backing backing;
+	bool mode_set;			/* else MISSING */
+	enum lvm_mode mode;
+	int serial_fd;
+	bool no_background;		/* lazy: no background fill */
+	size_t fault_around;		/* lazy: 0 = 256 KiB */
+	/* Memory served by the page server on this socket, Firecracker's way
+	 * (src/fc/client.c); anon (default) or hugetlb backing only. */
+	const char *uffd_socket;
+	/* Guest memory from this flat image (Firecracker style) instead of
+	 * DIR/memory; DIR then needs only its state file. */
+	const char *memory_file;
+	/* Tests: replace the memory source (takes ownership of src). */
+	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
+	void *wrap_ctx;
+	/* Optional: where the restore marks its steps (timeline.h); must
+	 * outlive the restore. */
+	struct timeline *timeline;
+};
+
+struct vm_restore;
+
+/*
+ * Open dir, create the VM it describes, load its state, and make memory
+ * ready (engine started, or filled).  No guest instruction runs yet.
+ * -ENOENT/-EBADMSG/-EPROTO/-ENODATA: the snapshot is missing or bad.
+ */
+int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_restore **out,
+		    char *err, size_t errlen);
+struct vmm *vm_restore_vmm(struct vm_restore *rs);
+enum lvm_backing vm_restore_backing(const struct vm_restore *rs);
+/* "missing", "minor" or "eager" (also when gmem had to fall back). */
+const char *vm_restore_mode(const struct vm_restore *rs);
+/* Run to the end.  -EIO: the VM stopped (err says why); -EBADMSG when a page
+ * could not be served from the snapshot. */
+int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
+/* When the KVM VM and its vCPUs were created (CLOCK_MONOTONIC ns): what
+ * precedes it is snapshot opening, what follows memory setup. */
+uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs);
+/* Engine counters (zero for eager). */
+void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out);
+void vm_restore_close(struct vm_restore *rs);
+
+#endif
