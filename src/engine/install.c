@@ -241,8 +241,8 @@ int engine_continue_only(struct worker *w, struct region *r, uint64_t p)
 		uffd_wake(e->uffd, page_addr(r, p), r->psz);
 		ret = 0;
 	}
-	/* -EFAULT: the page left the page cache after we looked; the caller
-	 * serves zeros.  Anything else is worth reporting. */
+	/* -EFAULT: no page in the page cache (a hole); the caller serves
+	 * zeros.  Anything else is worth reporting. */
 	if (ret && ret != -EFAULT && !install_region_gone(ret))
 		engine_record_error(e, ret, "UFFDIO_CONTINUE at 0x%llx",
 				    (unsigned long long)page_addr(r, p));
