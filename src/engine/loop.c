@@ -41,7 +41,7 @@ static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 	if (page_cas(w->e, r, p, PG_PRESENT, PG_CLAIMED) ||
 	    page_cas(w->e, r, p, PG_ZERO, PG_CLAIMED)) {
 		struct run run = { r, p, p + 1 };
-		engine_fail_run(w->e, &run, ret, "mapping a page the page cache holds");
+		engine_fail_run(w->e, w, &run, ret, "mapping a page the page cache holds");
 	}
 }
 
@@ -88,11 +88,13 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 	case PG_PRESENT:	/* a message raised before the install woke it */
 		uffd_wake(e->uffd, addr & ~((uint64_t)r->psz - 1), r->psz);
 		break;
-	case PG_FAILED: {
-		uint64_t done;
+	case PG_FAILED: {	/* raised before the poison went in */
+		uint64_t done, page = addr & ~((uint64_t)r->psz - 1);
 		pthread_rwlock_rdlock(&e->mm_lock);
-		uffd_poison(e->uffd, addr & ~((uint64_t)r->psz - 1), r->psz, 0, &done);
+		int ret = uffd_poison(e->uffd, page, r->psz, 0, &done);
 		pthread_rwlock_unlock(&e->mm_lock);
+		if (ret)	/* EEXIST: poisoned already, but nobody woke this one */
+			uffd_wake(e->uffd, page, r->psz);
 		return;
 	}
 	default:	/* GONE */
@@ -207,7 +209,7 @@ static void fill_region(struct worker *w, struct region *r)
 			continue;
 		}
 		if (ret < 0) {
-			engine_fail_run(e, &run, ret, "background fill: reading the source");
+			engine_fail_run(e, w, &run, ret, "background fill: reading the source");
 			p = run.hi;
 			continue;
 		}
