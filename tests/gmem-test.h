@@ -16,7 +16,7 @@
 #include "lazyvm.h"
 #include "tap.h"
 
-/* Each program dies of SIGALRM rather than hang (a lost fault): generous, since
+/* The watchdog budget of each gmem program (tap_watchdog): generous, since
  * under make check-gmem it runs inside QEMU TCG, 10-50x slower than here. */
 #define GMEM_TEST_WATCHDOG_S 300
 

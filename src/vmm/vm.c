@@ -147,6 +147,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->seed = o->seed;
 	vm->tl = o->timeline;
 	vm->iterations = o->iterations;
+	vm->fill_pages = o->fill_pages;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
