@@ -30,9 +30,16 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+/* free_hugepages counts pages other mappings have reserved but not faulted
+ * yet (resv_hugepages): they cannot be had, so they do not count as free
+ * (on a shared machine another VM's pool would otherwise look like ours). */
 long hugetlb_free_pages(void)
 {
-	return read_long(HP_DIR "free_hugepages");
+	long free_now = read_long(HP_DIR "free_hugepages");
+	long resv = read_long(HP_DIR "resv_hugepages");
+	if (free_now < 0 || resv < 0)
+		return free_now < 0 ? free_now : resv;
+	return free_now > resv ? free_now - resv : 0;
 }
 
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
