@@ -30,9 +30,9 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
-/* free_hugepages counts pages other mappings have reserved but not faulted
- * yet (resv_hugepages): they cannot be had, so they do not count as free
- * (on a shared machine another VM's pool would otherwise look like ours). */
+/* Free pages not yet promised: free_hugepages still counts the pages that
+ * mappings made elsewhere reserved but have not faulted in (resv_hugepages),
+ * and a new mapping cannot have those. */
 long hugetlb_free_pages(void)
 {
 	long free_now = read_long(HP_DIR "free_hugepages");

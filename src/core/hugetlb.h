@@ -10,7 +10,7 @@ struct hugetlb_reservation {
 };
 #define HUGETLB_RESERVATION_INIT { 0 }
 
-/* Free 2 MiB pages in the pool that no mapping has reserved, or -errno. */
+/* Free 2 MiB pages in the pool, or -errno. */
 long hugetlb_free_pages(void);
 /* Make sure `pages` free 2 MiB pages exist, raising nr_hugepages if needed
  * (root).  -ENOMEM when the kernel could not find them. */
