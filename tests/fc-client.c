@@ -32,7 +32,7 @@ static void on_lost(void *ctx, const char *msg)
 static void check_backing(enum lvm_backing b)
 {
 	const char *name = lvm_backing_name(b);
-	struct lvm_mem_opts mo = { .backing = b, .size = MEM_SIZE, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = MEM_SIZE, .kvm_vm_fd = -1 };
 	struct lvm_mem *mem = NULL;
 	struct fc_client *c = NULL;
 	char err[256] = "";
@@ -85,7 +85,7 @@ int main(void)
 	}
 
 	/* The page server dies while a VM is connected. */
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_ANON, .size = MEM_SIZE, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = MEM_SIZE, .kvm_vm_fd = -1 };
 	struct lvm_mem *mem = NULL;
 	struct fc_client *c = NULL;
 	char err[256] = "", msg[256] = "";

@@ -79,7 +79,7 @@ static int dst_create(void *ctx, uint64_t size, unsigned vcpus, struct lvm_mem *
 {
 	struct vm *v = ctx;
 	atomic_store(&v->vcpus_ok, vcpus == 2);
-	struct lvm_mem_opts o = { .backing = v->backing, .size = size, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = v->backing, .size = size, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&o, mem);
 	v->mem = *mem;
 	return ret;
@@ -137,7 +137,7 @@ static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_
 		    int ncuts, bool on_pages, struct result *res)
 {
 	memset(res, 0, sizeof(*res));
-	struct lvm_mem_opts o = { .backing = LVM_BACKING_ANON, .size = MEM, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_ANON, .size = MEM, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&o, &res->src.mem))
 		tap_bail("source memory");
 	uint8_t *m = lvm_mem_addr(res->src.mem);
