@@ -23,6 +23,7 @@
 
 struct fc_client {
 	int sock, uffd, stop_efd;
+	uint64_t base, size;	/* the guest memory registered on uffd */
 	size_t page_size;
 	pthread_t watcher;
 	bool watching;
@@ -31,14 +32,39 @@ struct fc_client {
 };
 
 /*
- * The page server is gone: nobody will ever serve the faults queued on the
- * uffd or raised from now on.  Poison each faulting page (the access fails:
- * SIGBUS, or -EFAULT out of KVM_RUN) so no thread stays blocked on it; a
- * vCPU stuck in a fault KVM takes in kernel mode (shadow page-table walk)
- * may not leave it for the abort signal alone.  Never zeros.
+ * The page server is gone.  Faults it had already read will never be
+ * answered, and they are no longer on the uffd for us to see: poison every
+ * page nobody populated (EEXIST marks one the server did: leave it) and wake
+ * every waiter, so a blocked thread retries and meets its poison (SIGBUS, or
+ * -EFAULT out of KVM_RUN).  Never zeros.  Bounded: each round makes progress
+ * or reads the events that made the kernel say EAGAIN.
  */
+static void fc_client_poison_unpopulated(struct fc_client *c)
+{
+	unsigned stalls = 0;
+	for (uint64_t off = 0; off < c->size && stalls < 1000; ) {
+		uint64_t done = 0;
+		int ret = uffd_poison(c->uffd, c->base + off, c->size - off,
+				      UFFDIO_POISON_MODE_DONTWAKE, &done);
+		off += done;
+		if (ret == -EEXIST) {
+			off += c->page_size;
+		} else if (ret == -EAGAIN) {	/* a REMOVE/UNMAP is queued: read it */
+			struct uffd_msg m[16];
+			stalls += !done;
+			uffd_read_msgs(c->uffd, m, 16);
+		} else if (ret) {
+			break;
+		}
+	}
+	uffd_wake(c->uffd, c->base, c->size);
+}
+
+/* Then poison each page that faults from now on (the guest discarded it
+ * after the sweep) until the client is closed. */
 static void fc_client_poison_faults(struct fc_client *c)
 {
+	fc_client_poison_unpopulated(c);
 	struct pollfd pfd[2] = { { c->uffd, POLLIN, 0 }, { c->stop_efd, POLLIN, 0 } };
 	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
 		if (pfd[1].revents)
@@ -50,7 +76,8 @@ static void fc_client_poison_faults(struct fc_client *c)
 				continue;
 			uint64_t page = m[i].arg.pagefault.address & ~((uint64_t)c->page_size - 1);
 			uint64_t done;
-			uffd_poison(c->uffd, page, c->page_size, 0, &done);
+			if (uffd_poison(c->uffd, page, c->page_size, 0, &done))
+				uffd_wake(c->uffd, page, c->page_size);	/* EEXIST: swept */
 		}
 	}
 }
@@ -102,6 +129,8 @@ static int client_handshake(struct fc_client *c, const char *path, struct lvm_me
 	uint64_t base = (uint64_t)(uintptr_t)lvm_mem_addr(mem);
 	struct fc_mapping m = { base, lvm_mem_size(mem), 0, lvm_mem_page_size(mem) };
 	c->page_size = m.page_size;
+	c->base = base;
+	c->size = m.size;
 	c->uffd = uffd_open(UFFD_FEATURE_EVENT_REMOVE, NULL);
 	if (c->uffd < 0) {
 		snprintf(err, errlen, "userfaultfd: %s", strerror(-c->uffd));
