@@ -35,13 +35,38 @@ long hugetlb_free_pages(void)
 	return read_long(HP_DIR "free_hugepages");
 }
 
+/* MemAvailable in 2 MiB pages, or -errno. */
+static long available_pages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return -errno;
+	char line[128];
+	long kb = -EIO;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? kb : kb / 2048;
+}
+
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 {
+	if (pages < 0)
+		return -EINVAL;
 	long free_now = hugetlb_free_pages();
 	if (free_now < 0)
 		return (int)free_now;
 	if (free_now >= pages)
 		return 0;
+	/* The size may come from a peer or a file: never grow the pool by more
+	 * than the memory the machine has available (the kernel would take it
+	 * from everything else and the machine would swap or OOM). */
+	long avail = available_pages();
+	if (avail < 0)
+		return (int)avail;
+	if (pages - free_now > avail)
+		return -ENOMEM;
 	long nr = read_long(HP_DIR "nr_hugepages");
 	if (nr < 0)
 		return (int)nr;

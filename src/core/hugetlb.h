@@ -13,7 +13,9 @@ struct hugetlb_reservation {
 /* Free 2 MiB pages in the pool, or -errno. */
 long hugetlb_free_pages(void);
 /* Make sure `pages` free 2 MiB pages exist, raising nr_hugepages if needed
- * (root).  -ENOMEM when the kernel could not find them. */
+ * (root).  -ENOMEM when the pages beyond the free pool exceed the memory
+ * available (MemAvailable; checked before touching the pool) or the kernel
+ * could not find them. */
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r);
 /* Take back the pages hugetlb_reserve added.  Relative, not a restore of
  * the old value: several processes (tests, restores) may borrow from the
