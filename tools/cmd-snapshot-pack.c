@@ -154,7 +154,7 @@ int snapshot_cmd_unpack(int argc, char **argv)
 	uint64_t size = snapshot_mem_size(r);
 	ret = snapshot_memory_source(r, &src);
 	snapshot_close(r);
-	int fd = ret ? -1 : open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = ret ? -1 : open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (!ret && (fd < 0 || ftruncate(fd, (off_t)size)))
 		ret = -errno;
 	struct progress p;

@@ -94,6 +94,34 @@ static int writer_check_opts(const struct snap_write_opts *o)
 	return 0;
 }
 
+/*
+ * The snapshot holds guest memory: only its owner may read it, and nobody
+ * else may have a say in what lands in the directory.  A directory that
+ * already exists must be ours and writable by nobody else, otherwise
+ * another user could have planted a symlink or a file we would write
+ * through, or could swap the files after we wrote them.
+ */
+static int writer_check_dir(int dirfd)
+{
+	struct stat st;
+	if (fstat(dirfd, &st))
+		return -errno;
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return -EPERM;
+	return 0;
+}
+
+/* A fresh temp file, 0600: what a crashed run left behind is ours (the
+ * directory is), so remove it; then create exclusively, never through a
+ * symlink.  Returns the fd or -errno. */
+static int writer_create_tmp(int dirfd, const char *name)
+{
+	if (unlinkat(dirfd, name, 0) && errno != ENOENT)
+		return -errno;
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
 int snapshot_writer_open(const char *dir, const struct snap_write_opts *o,
 			 struct snap_writer **out)
 {
@@ -105,7 +133,7 @@ int snapshot_writer_open(const char *dir, const struct snap_write_opts *o,
 	int ret = writer_check_opts(&opts);
 	if (ret)
 		return ret;
-	if (mkdir(dir, 0755) && errno != EEXIST)
+	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
 	struct snap_writer *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -115,15 +143,18 @@ int snapshot_writer_open(const char *dir, const struct snap_write_opts *o,
 	pthread_mutex_init(&w->lock, NULL);
 	snapshot_new_id(w->id);
 	w->state_pos = SNAP_STATE_HDR_SIZE;
-	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (w->dirfd >= 0)
-		w->state_fd = openat(w->dirfd, STATE_TMP,
-				     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->state_fd >= 0)
-		w->mem_fd = openat(w->dirfd, MEMORY_TMP,
-				   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->mem_fd < 0) {
-		ret = -errno;
+	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	ret = w->dirfd < 0 ? -errno : writer_check_dir(w->dirfd);
+	if (ret && w->dirfd >= 0) {	/* not ours: remove nothing in it */
+		close(w->dirfd);
+		w->dirfd = -1;
+	}
+	if (!ret)
+		w->state_fd = writer_create_tmp(w->dirfd, STATE_TMP);
+	if (!ret && w->state_fd >= 0)
+		w->mem_fd = writer_create_tmp(w->dirfd, MEMORY_TMP);
+	if (ret || w->mem_fd < 0) {
+		ret = ret ? ret : w->state_fd < 0 ? w->state_fd : w->mem_fd;
 		snapshot_writer_abort(w);
 		return ret;
 	}
