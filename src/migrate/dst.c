@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "core/backing.h"
+#include "migrate/migrate.h"
+#include "migrate/wire.h"
 #include "util/clock.h"
 #include "util/histogram.h"
-#include "migrate/wire.h"
-#include "migrate/migrate.h"
 #include "util/thread-latency.h"
 
 #define BUF_CAP (MIG_MAX_STATE + 64)
