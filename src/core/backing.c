@@ -12,6 +12,7 @@
 #include "core/backing.h"
 #include "core/uapi-compat.h"
 #include "core/uffd.h"
+#include "util/abi.h"
 
 #define SZ_4K (4096UL)
 #define SZ_2M (2UL << 20)
@@ -140,8 +141,12 @@ const char *lvm_mode_name(enum lvm_mode m)
 	return (unsigned)m < LVM_MODE__COUNT ? names[m] : "?";
 }
 
-int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out)
+int lvm_mem_create(const struct lvm_mem_opts *caller_opts, struct lvm_mem **out)
 {
+	struct lvm_mem_opts o = { .kvm_vm_fd = -1 }, *opts = &o;
+	int ret = abi_copy_in(&o, sizeof(o), caller_opts, ABI_SIZE_TO(struct lvm_mem_opts, kvm_vm_fd));
+	if (ret)
+		return ret;
 	const struct backing_ops *ops = backing_ops_get(opts->backing);
 	if (!ops || !opts->size || opts->size % ops->page_size)
 		return -EINVAL;
@@ -153,7 +158,7 @@ int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out)
 	mem->page_size = ops->page_size;
 	mem->fd = -1;
 	mem->own_vm_fd = -1;
-	int ret = ops->create(mem, opts->kvm_vm_fd);
+	ret = ops->create(mem, opts->kvm_vm_fd);
 	if (ret) {
 		if (mem->own_vm_fd >= 0)
 			close(mem->own_vm_fd);

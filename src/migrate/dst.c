@@ -401,7 +401,7 @@ static int dst_fetch_all(struct mig_dst *d)
  */
 static int dst_serve_memory(struct mig_dst *d)
 {
-	static const struct lvm_source_ops ops = { .get = dst_get };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = dst_get };
 	int ret = lvm_source_create(&ops, d, d->lim.mem_size, &d->src);
 	if (ret)
 		return ret;
