@@ -55,7 +55,14 @@ static size_t rec_fixed_size(uint32_t type)
 	}
 }
 
-static int rec_check(const struct vmm *vm, const struct rec *r, char *err, size_t errlen)
+/*
+ * Everything KVM would refuse halfway through applying, refused before
+ * anything is applied: KVM_SET_XSAVE reads the kernel's full XSAVE size (a
+ * shorter record would make it read past the record), and the MSR buffer
+ * holds STATE_MAX_MSRS entries.
+ */
+static int rec_check(const struct vmm *vm, const struct rec *r, size_t xsave_size, char *err,
+		     size_t errlen)
 {
 	bool vm_wide = r->type >= STATE_CLOCK;
 	size_t fixed = rec_fixed_size(r->type);
@@ -69,8 +76,10 @@ static int rec_check(const struct vmm *vm, const struct rec *r, char *err, size_
 		why = "wrong size";
 	else if (r->type == STATE_MSRS && r->len % sizeof(struct kvm_msr_entry))
 		why = "wrong size";
-	else if (r->type == STATE_XSAVE && r->len < sizeof(struct kvm_xsave))
-		why = "wrong size";
+	else if (r->type == STATE_MSRS && r->len / sizeof(struct kvm_msr_entry) > STATE_MAX_MSRS)
+		why = "more MSRs than the loader takes";
+	else if (r->type == STATE_XSAVE && r->len < xsave_size)
+		why = "XSAVE area smaller than this kernel's";
 	else if (r->type == STATE_SERIAL && r->len >= SERIAL_LINE_MAX)
 		why = "serial line too long";
 	else if (r->type == STATE_IRQCHIP && ((const struct kvm_irqchip *)r->data)->chip_id > 2)
@@ -110,8 +119,9 @@ static int state_check(const struct vmm *vm, const uint8_t *p, size_t len, char 
 	struct rec r;
 	int ret;
 	uint32_t n = 0;
+	size_t xsave_size = state_xsave_size(vm);
 	while (!(ret = rec_next(p, len, &off, &r))) {
-		if ((ret = rec_check(vm, &r, err, errlen)))
+		if ((ret = rec_check(vm, &r, xsave_size, err, errlen)))
 			return ret;
 		n++;
 	}
@@ -125,9 +135,10 @@ static int state_check(const struct vmm *vm, const uint8_t *p, size_t len, char 
 static int rec_set_msrs(int fd, const struct rec *r)
 {
 	unsigned n = r->len / sizeof(struct kvm_msr_entry);
-	_Alignas(8) uint8_t buf[sizeof(struct kvm_msrs) + 32 * sizeof(struct kvm_msr_entry)];
+	_Alignas(8) uint8_t buf[sizeof(struct kvm_msrs) +
+				STATE_MAX_MSRS * sizeof(struct kvm_msr_entry)];
 	struct kvm_msrs *m = (struct kvm_msrs *)buf;
-	if (n > 32)
+	if (n > STATE_MAX_MSRS)	/* state_check refused it already */
 		return -E2BIG;
 	memset(buf, 0, sizeof(buf));
 	m->nmsrs = n;

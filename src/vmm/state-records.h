@@ -3,6 +3,8 @@
 #ifndef LAZYVM_VMM_STATE_RECORDS_H
 #define LAZYVM_VMM_STATE_RECORDS_H
 
+#include <stddef.h>
+
 enum state_record {
 	STATE_REGS = 1,		/* struct kvm_regs */
 	STATE_SREGS = 2,	/* struct kvm_sregs */
@@ -18,5 +20,14 @@ enum state_record {
 	STATE_SERIAL = 34,	/* the serial port's unfinished output line */
 	STATE_GUEST = 35,	/* guest name */
 };
+
+/* The most MSR entries one STATE_MSRS record may hold (what the loader's
+ * KVM_SET_MSRS buffer takes). */
+#define STATE_MAX_MSRS 32
+
+struct vmm;
+/* The XSAVE area this kernel reads on KVM_SET_XSAVE: KVM_CAP_XSAVE2's size
+ * (the vCPU's uabi_size), at least struct kvm_xsave. */
+size_t state_xsave_size(const struct vmm *vm);
 
 #endif

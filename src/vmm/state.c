@@ -77,11 +77,14 @@ static void buf_get(struct buf *b, int fd, unsigned long req, uint32_t type, uin
 	buf_put(b, type, vcpu, tmp, len);
 }
 
-static size_t state_xsave_size(struct vmm *vm)
+size_t state_xsave_size(const struct vmm *vm)
 {
 	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
 }
+
+_Static_assert(sizeof(state_msrs) / sizeof(state_msrs[0]) <= STATE_MAX_MSRS,
+	       "the loader must take every MSR the saver writes");
 
 static void state_save_msrs(struct buf *b, struct vcpu *v)
 {
