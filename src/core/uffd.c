@@ -259,3 +259,22 @@ int uffd_check_fd(int fd)
 	target[n] = 0;
 	return strcmp(target, "anon_inode:[userfaultfd]") ? -EINVAL : 0;
 }
+
+int uffd_fd_features(int fd, uint64_t *features)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int ret = -ENOTSUP;	/* no API line: not a uffd, or a kernel that hides it */
+	unsigned long long api, feat;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "API:\t%llx:%llx:", &api, &feat) == 2) {
+			*features = feat;
+			ret = 0;
+			break;
+		}
+	fclose(f);
+	return ret;
+}

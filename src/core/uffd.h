@@ -47,6 +47,10 @@ int uffd_move(int uffd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
 int uffd_writeprotect(int uffd, uint64_t addr, uint64_t len, bool protect, bool wake);
 int uffd_wake(int uffd, uint64_t addr, uint64_t len);
 
+/* The features another process enabled on the uffd fd (its fdinfo "API:"
+ * line: UFFDIO_API can be asked only once).  0 or -errno. */
+int uffd_fd_features(int fd, uint64_t *features);
+
 /* Is fd an open userfaultfd?  0, -EBADF (closed) or -EINVAL (something else). */
 int uffd_check_fd(int fd);
 

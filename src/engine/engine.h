@@ -68,7 +68,7 @@ struct region {
 	struct lvm_mem *mem;	/* NULL: another process's memory (remote) */
 	uint8_t *alias;		/* MINOR: second mapping we write content through */
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
-	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
+	_Atomic bool zeropage_ok; /* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
 	struct lvm_source *src;
 	uint64_t src_off;
 	_Atomic uint8_t *state;

@@ -86,8 +86,14 @@ static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint
 		ret = uffd_continue(e->uffd, dst, len, 0, &done);
 	} else if (src) {
 		ret = uffd_copy(e->uffd, dst, src, len, 0, &done);
-	} else if (r->zeropage_ok) {
+	} else if (atomic_load(&r->zeropage_ok)) {
 		ret = uffd_zeropage(e->uffd, dst, len, 0, &done);
+		if (ret == -EINVAL && !done) {
+			/* Another process's shared memory (a VMM on memfd): ZEROPAGE
+			 * is for private anon only; a COPY of zeros from now on. */
+			atomic_store(&r->zeropage_ok, false);
+			ret = uffd_copy(e->uffd, dst, e->zero_buf, len, 0, &done);
+		}
 	} else {
 		ret = uffd_copy(e->uffd, dst, e->zero_buf, len, 0, &done);
 	}

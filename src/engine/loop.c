@@ -45,6 +45,26 @@ static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 	}
 }
 
+/*
+ * A WP fault, or a MINOR fault on memory served in MISSING mode, is about a
+ * page that exists: COPY would answer EEXIST, the wake would retry the
+ * access, and the fault would come back forever.  It comes from a peer (an
+ * adopted uffd) that registered its memory for more than it told us: say
+ * so, loudly, and leave the fault unanswered rather than loop.
+ */
+static bool fault_unservable(struct lvm_engine *e, struct region *r, const struct uffd_msg *m)
+{
+	uint64_t fl = m->arg.pagefault.flags;
+	const char *kind = (fl & UFFD_PAGEFAULT_FLAG_WP) ? "write-protect" :
+			   ((fl & UFFD_PAGEFAULT_FLAG_MINOR) && !r->minor) ? "MINOR" : NULL;
+	if (kind)
+		engine_record_error(e, -EPROTO, "a %s fault at 0x%llx: the memory is registered "
+				    "for more than MISSING; not answered (a COPY would meet "
+				    "EEXIST forever)", kind,
+				    (unsigned long long)m->arg.pagefault.address);
+	return kind != NULL;
+}
+
 static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 {
 	struct lvm_engine *e = w->e;
@@ -57,6 +77,8 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 				    (unsigned long long)addr);
 		return;
 	}
+	if (fault_unservable(e, r, m))
+		return;
 	uint64_t p = (addr - atomic_load(&r->base)) >> r->pshift;
 	uint8_t st = page_get(r, p);
 	if (r->minor && (st == PG_PRESENT || st == PG_ZERO)) {

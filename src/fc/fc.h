@@ -69,6 +69,11 @@ int fc_format_mappings(const struct fc_mapping *m, unsigned n, char *buf, size_t
 int fc_validate_mappings(const struct fc_mapping *m, unsigned n, uint64_t file_size,
 			 char *err, size_t errlen);
 
+/* The VMM's uffd can be served with COPY alone (peer.c): EVENT_REMOVE on,
+ * memory registered MISSING only.  0, or -EPROTO with the reason in err. */
+int fc_peer_check(int uffd, pid_t pid, const struct fc_mapping *m, unsigned n, char *err,
+		  size_t errlen);
+
 /*
  * Receive the message on a connected socket: the JSON (read until the array
  * is complete, at most FC_MAX_MSG bytes, within timeout_ms) and exactly one

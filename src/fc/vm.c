@@ -75,6 +75,8 @@ static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 	if (n < 0)
 		return n;
 	int ret = fc_validate_mappings(m, (unsigned)n, lvm_source_size(s->o.src), err, errlen);
+	if (!ret)
+		ret = fc_peer_check(uffd, vm->rec.pid, m, (unsigned)n, err, errlen);
 	if (ret) {
 		close(uffd);	/* nothing is ever served from outside the file */
 		return ret;
