@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "util/timeline.h"
+#include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -28,6 +29,9 @@ static int restore_usage(FILE *f, int status)
 		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
+		"  --cache DIR          chunk-store snapshots (URL or BASE/NAME with a manifest):\n"
+		"                       the per-host chunk cache (default " CHUNK_CACHE_DEFAULT_DIR ")\n"
+		"  --cache-max SIZE     its bound (LRU; default 8G); --no-cache: none\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
 }
@@ -43,7 +47,7 @@ static int restore_status(int err)
 }
 
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
-			 struct vm_restore_opts *ro, const char **dir)
+			 struct vm_restore_opts *ro, struct store_cache_opts *co, const char **dir)
 {
 	vm_cli_opts_init(vo);
 	for (int i = 1; i < argc; i++) {
@@ -68,6 +72,14 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		}
 		else if (!strcmp(argv[i], "--uffd-socket") && i + 1 < argc)
 			ro->uffd_socket = argv[++i];
+		else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
+			co->dir = argv[++i];
+		else if (!strcmp(argv[i], "--no-cache"))
+			co->off = true;
+		else if (!strcmp(argv[i], "--cache-max") && i + 1 < argc) {
+			if (cli_parse_size(argv[++i], &co->max_bytes) || !co->max_bytes)
+				return cli_fail(EXIT_USAGE, "restore", "--cache-max: bad size '%s'", argv[i]);
+		}
 		else if (argv[i][0] != '-' && !*dir)
 			*dir = argv[i];
 		else
@@ -83,12 +95,35 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 	return 0;
 }
 
+/* A snapshot in a chunk store: its state in a temp dir, its memory served
+ * from the manifest through the cache. */
+static int restore_open_store(const char *src, const struct store_cache_opts *co,
+			      struct vm_restore_opts *ro, struct store_cli *sc, char *err,
+			      size_t errlen)
+{
+	int ret = store_cli_open(src, sc, err, errlen);
+	if (!ret)
+		ret = store_cli_open_cache(sc, co, err, errlen);
+	if (!ret)
+		ret = store_cli_state_dir(sc, err, errlen);
+	if (ret)
+		return ret;
+	static uint8_t id[16];
+	memcpy(id, sc->m.id, sizeof(id));
+	ret = store_cli_source(sc, ro->no_background ? 0 : 4, &ro->memory_source);
+	if (ret)
+		snprintf(err, errlen, "%s: memory source: %s", src, strerror(-ret));
+	ro->memory_source_id = id;
+	return ret;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct vm_cli_opts vo;
 	struct vm_restore_opts ro = { 0 };
 	const char *dir = NULL;
-	int ret = restore_parse(argc, argv, &vo, &ro, &dir);
+	struct store_cache_opts co = { 0 };
+	int ret = restore_parse(argc, argv, &vo, &ro, &co, &dir);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
@@ -100,9 +135,21 @@ int cmd_restore(int argc, char **argv)
 	struct vm_restore *rs = NULL;
 	char err[512] = "";
 	int status = 0;
-	ret = vm_restore_open(dir, &ro, &rs, err, sizeof(err));
-	if (ret)
+	struct store_cli sc = { 0 };
+	const char *state_dir = dir;
+	if (store_cli_is_store(dir)) {
+		ret = restore_open_store(dir, &co, &ro, &sc, err, sizeof(err));
+		if (ret) {
+			store_cli_close(&sc);
+			return cli_fail(store_cli_status(ret), "restore", "%s", err);
+		}
+		state_dir = sc.state_dir;
+	}
+	ret = vm_restore_open(state_dir, &ro, &rs, err, sizeof(err));
+	if (ret) {
+		store_cli_close(&sc);
 		return cli_fail(restore_status(ret), "restore", "%s", err);
+	}
 	ret = vm_restore_run(rs, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
@@ -122,5 +169,7 @@ int cmd_restore(int argc, char **argv)
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));
 	vm_restore_close(rs);
+	store_cli_print_stats(&sc, stderr);
+	store_cli_close(&sc);
 	return status;
 }
