@@ -98,27 +98,40 @@ static int store_copy(const char *cmd, const char *src, const char *dst, uint32_
 	return 0;
 }
 
+/* push/pull: SRC DST [--chunk-size SIZE]; 0 or -EINVAL. */
+static int copy_parse(const char *cmd, int argc, char **argv, uint32_t *cs)
+{
+	static const struct option opts[] = {
+		{ "chunk-size", required_argument, NULL, 's' },
+		CLI_OPT_END,
+	};
+	uint64_t n;
+	int ch;
+	*cs = 0;
+	while ((ch = cli_getopt(cmd, argc, argv, opts)) != -1) {
+		if (ch != 's' || cli_parse_size(optarg, &n) || n < MANIFEST_MIN_CHUNK ||
+		    n > MANIFEST_MAX_CHUNK || (n & (n - 1)))
+			return -EINVAL;
+		*cs = (uint32_t)n;
+	}
+	return optind + 2 == argc ? 0 : -EINVAL;
+}
+
 int snapshot_cmd_push(int argc, char **argv)
 {
-	uint32_t cs = 0;
-	if (argc == 5 && !strcmp(argv[3], "--chunk-size")) {
-		uint64_t n;
-		if (cli_parse_size(argv[4], &n) || n < MANIFEST_MIN_CHUNK || n > MANIFEST_MAX_CHUNK ||
-		    (n & (n - 1)))
-			return cli_fail(EXIT_USAGE, "snapshot push", "--chunk-size: a power of two, "
-					"4K..64M");
-		cs = (uint32_t)n;
-	} else if (argc != 3) {
-		return cli_fail(EXIT_USAGE, "snapshot push", "usage: push DIR URL [--chunk-size SIZE]");
-	}
-	return store_copy("snapshot push", argv[1], argv[2], cs);
+	uint32_t cs;
+	if (copy_parse("snapshot push", argc, argv, &cs))
+		return cli_fail(EXIT_USAGE, "snapshot push", "usage: lazyvm snapshot push DIR URL "
+				"[--chunk-size SIZE (power of two, 4K..64M; default 512K)]");
+	return store_copy("snapshot push", argv[optind], argv[optind + 1], cs);
 }
 
 int snapshot_cmd_pull(int argc, char **argv)
 {
-	if (argc != 3)
-		return cli_fail(EXIT_USAGE, "snapshot pull", "usage: pull URL DIR");
-	return store_copy("snapshot pull", argv[1], argv[2], 0);
+	uint32_t cs;
+	if (copy_parse("snapshot pull", argc, argv, &cs))
+		return cli_fail(EXIT_USAGE, "snapshot pull", "usage: lazyvm snapshot pull URL DIR");
+	return store_copy("snapshot pull", argv[optind], argv[optind + 1], cs);
 }
 
 struct store_verify_ctx {

@@ -30,6 +30,8 @@ int store_cli_open(const char *src, struct store_cli *sc, char *err, size_t errl
 		ret = store_load_manifest(sc->store, sc->name, &sc->m, err, errlen);
 	if (!ret)
 		ret = store_load_state(sc->store, sc->name, &sc->state, &sc->state_len, err, errlen);
+	if (!ret)
+		memcpy(sc->id, sc->m.id, sizeof(sc->id));
 	if (!ret && (sc->state_len < 32 || memcmp(sc->state + 16, sc->m.id, 16))) {
 		snprintf(err, errlen, "%s: state and manifest are of different snapshots", src);
 		ret = -EBADMSG;
@@ -37,6 +39,24 @@ int store_cli_open(const char *src, struct store_cli *sc, char *err, size_t errl
 	if (ret)
 		store_cli_close(sc);
 	return ret;
+}
+
+int store_cache_apply(struct store_cache_opts *co, const char *cmd, int ch, const char *val)
+{
+	switch (ch) {
+	case STORE_OPT_CACHE:
+		co->dir = val;
+		return 1;
+	case STORE_OPT_NO_CACHE:
+		co->off = true;
+		return 1;
+	case STORE_OPT_CACHE_MAX:
+		if (cli_parse_size(val, &co->max_bytes) || !co->max_bytes)
+			return cli_fail(EXIT_USAGE, cmd, "--cache-max: bad size '%s'", val);
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 int store_cli_open_cache(struct store_cli *sc, const struct store_cache_opts *co, char *err,

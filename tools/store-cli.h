@@ -11,12 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "store/store.h"
 
 struct store_cli {
 	struct objstore *store;
 	char name[256];
 	struct manifest m;		/* moved into the source by store_cli_source */
+	uint8_t id[16];			/* the snapshot id (m's, kept after the move) */
 	uint8_t *state;
 	size_t state_len;
 	struct chunk_cache *cache;	/* NULL: no cache */
@@ -31,6 +33,20 @@ struct store_cache_opts {
 	uint64_t max_bytes;		/* 0: CHUNK_CACHE_DEFAULT_MAX */
 	bool off;			/* --no-cache */
 };
+
+/* --cache DIR, --cache-max SIZE, --no-cache in a getopt_long table. */
+enum { STORE_OPT_CACHE = CLI_OPT_CMD + 0x80, STORE_OPT_CACHE_MAX, STORE_OPT_NO_CACHE };
+#define STORE_CACHE_OPTIONS \
+	{ "cache", required_argument, NULL, STORE_OPT_CACHE }, \
+	{ "cache-max", required_argument, NULL, STORE_OPT_CACHE_MAX }, \
+	{ "no-cache", no_argument, NULL, STORE_OPT_NO_CACHE }
+#define STORE_CACHE_USAGE \
+	"  --cache DIR          snapshots in a chunk store (URL, or BASE/NAME with a\n" \
+	"                       manifest): the per-host chunk cache\n" \
+	"                       (default " CHUNK_CACHE_DEFAULT_DIR ")\n" \
+	"  --cache-max SIZE     its bound (LRU; default 8G); --no-cache: none\n"
+/* 1 if ch was one of them (applied), 0 if not, EXIT_USAGE after an error. */
+int store_cache_apply(struct store_cache_opts *co, const char *cmd, int ch, const char *val);
 
 /* A URL, or a directory with a manifest and no DIR/memory. */
 bool store_cli_is_store(const char *src);

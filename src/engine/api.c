@@ -7,21 +7,34 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/loop.h"
+#include "util/abi.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */
 #endif
 
+void lvm_engine_opts_init(struct lvm_engine_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->struct_size = sizeof(*o);
+	o->uffd = -1;
+}
+
 int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out)
 {
+	struct lvm_engine_opts o;
+	lvm_engine_opts_init(&o);
+	if (opts) {
+		int ret = abi_copy_in(&o, sizeof(o), opts,
+				      ABI_SIZE_TO(struct lvm_engine_opts, on_error_ctx));
+		if (ret)
+			return ret;
+	}
 	struct lvm_engine *e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	if (opts)
-		e->opts = *opts;
-	else
-		lvm_engine_opts_init(&e->opts);
+	e->opts = o;
 	e->stop_efd = -1;
 	e->uffd = -1;
 
@@ -34,9 +47,13 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->supply_lock, NULL);
-	pthread_cond_init(&e->cond, NULL);
 
-	int ret;
+	int ret = mono_cond_init(&e->cond);
+	if (ret) {
+		e->opts.uffd = -1;	/* the caller still owns an fd it passed */
+		lvm_engine_destroy(e);
+		return ret;
+	}
 	if (e->opts.uffd >= 0) {
 		/* Adopted (Firecracker did the handshake): assume what the kernel
 		 * offers; range ioctls fail cleanly if something is missing. */
@@ -56,7 +73,7 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	}
 	if (ret) {
 		e->opts.uffd = -1;	/* the caller still owns an fd it passed */
-		if (e->uffd >= 0 && opts && opts->uffd < 0)
+		if (e->uffd >= 0 && o.uffd < 0)
 			close(e->uffd);
 		e->uffd = -1;
 		lvm_engine_destroy(e);
@@ -165,7 +182,7 @@ static void worker_free(struct worker *w)
 static int engine_alloc_units(struct lvm_engine *e)
 {
 	size_t unit = e->opts.fault_around;
-	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : (512u << 10);
+	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	if (e->opts.background_fill && chunk > unit)
 		unit = chunk;
 	for (unsigned i = 0; i < e->nregions; i++)
@@ -311,7 +328,14 @@ int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		    !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
 			continue;
 		struct run run = { r, p + i, p + i + 1 };
-		engine_fail_run(e, &run, err ? err : -EIO, "source reported failure");
+		struct worker *w = e->started ? e->workers[e->nworkers - 1] : NULL;
+		if (w)
+			pthread_mutex_lock(&e->supply_lock);
+		engine_fail_run(e, w, &run, err ? err : -EIO, "source reported failure");
+		if (w) {
+			engine_serve_queued(w);
+			pthread_mutex_unlock(&e->supply_lock);
+		}
 	}
 	return 0;
 }
@@ -328,16 +352,7 @@ bool lvm_engine_is_present(struct lvm_engine *e, struct lvm_source *src, uint64_
 
 int lvm_engine_wait_filled(struct lvm_engine *e, int timeout_ms)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	struct timespec dl = mono_deadline(timeout_ms < 0 ? 0 : (uint64_t)timeout_ms);
 	int ret = 0;
 	pthread_mutex_lock(&e->lock);
 	while (atomic_load(&e->unresolved) && !atomic_load(&e->stopping) && !ret) {
@@ -409,9 +424,9 @@ int lvm_engine_uffd(const struct lvm_engine *e)
 	return e->uffd;
 }
 
-int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *s)
+int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out)
 {
-	memset(s, 0, sizeof(*s));
+	struct lvm_stats st = { .struct_size = sizeof(st) }, *s = &st;
 	s->faults = atomic_load(&e->st.faults);
 	s->faults_dup = atomic_load(&e->st.faults_dup);
 	s->pages_demand = atomic_load(&e->st.pages_demand);
@@ -426,10 +441,17 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *s)
 		s->pages_total += e->regions[i].npages;
 	s->pages_present = s->pages_total - atomic_load(&e->unresolved);
 	histogram_summary(&e->fault_lat, &s->fault_latency);
-	return 0;
+	return abi_copy_out(out, &st, sizeof(st), ABI_SIZE_TO(struct lvm_stats, fault_latency));
 }
 
 const char *lvm_engine_error(const struct lvm_engine *e)
 {
-	return e->error;
+	/* The writers (engine_record_error) fill e->error once, under err_lock;
+	 * taking it here orders this read after that write.  The text never
+	 * changes after, so the pointer stays valid until destroy. */
+	pthread_mutex_t *lock = (pthread_mutex_t *)&e->err_lock;
+	pthread_mutex_lock(lock);
+	const char *msg = e->error;
+	pthread_mutex_unlock(lock);
+	return msg;
 }

@@ -8,40 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/engine.h"
-
-static int unresolved_class(uint8_t s)
-{
-	return s == PG_MISSING || s == PG_CLAIMED;
-}
-
-static void account(struct lvm_engine *e, uint8_t from, uint8_t to)
-{
-	int d = unresolved_class(to) - unresolved_class(from);
-	if (d > 0)
-		atomic_fetch_add(&e->unresolved, 1);
-	else if (d < 0 && atomic_fetch_sub(&e->unresolved, 1) == 1) {
-		pthread_mutex_lock(&e->lock);
-		pthread_cond_broadcast(&e->cond);
-		pthread_mutex_unlock(&e->lock);
-	}
-}
-
-bool page_cas(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t from, uint8_t to)
-{
-	uint8_t expect = from;
-	if (!atomic_compare_exchange_strong(&r->state[p], &expect, to))
-		return false;
-	account(e, from, to);
-	return true;
-}
-
-uint8_t page_xchg(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t to)
-{
-	uint8_t old = atomic_exchange(&r->state[p], to);
-	account(e, old, to);
-	return old;
-}
+#include "engine/install.h"
 
 bool engine_claim_run(struct lvm_engine *e, struct region *r, uint64_t p,
 		      uint64_t win_lo, uint64_t win_hi, struct run *out)
@@ -73,6 +40,27 @@ static void eagain_backoff(unsigned attempt)
 	long us = 10L << (attempt < 10 ? attempt - 4 : 6);
 	struct timespec ts = { 0, (us > 1000 ? 1000 : us) * 1000 };
 	nanosleep(&ts, NULL);
+}
+
+/* COPY/CONTINUE said EAGAIN: a REMOVE/UNMAP is queued (mmap_changing). */
+static bool install_must_retry(struct lvm_engine *e, int ret)
+{
+	return ret == -EAGAIN && !atomic_load(&e->stopping);
+}
+
+/*
+ * Called with mm_lock held for reading, after install_must_retry(): let go
+ * of the lock, read the queued events (faults land on w's queue), back off,
+ * and take the lock again.  The caller looks at the pages' state again.
+ */
+static void install_wait_for_events(struct worker *w, unsigned *attempt)
+{
+	struct lvm_engine *e = w->e;
+	atomic_fetch_add(&e->st.eagain_retries, 1);
+	pthread_rwlock_unlock(&e->mm_lock);
+	engine_drain_events(e, w);
+	eagain_backoff((*attempt)++);
+	pthread_rwlock_rdlock(&e->mm_lock);
 }
 
 /*
@@ -157,13 +145,8 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 			ret = 0;
 			continue;
 		}
-		if (ret == -EAGAIN && !atomic_load(&e->stopping)) {
-			/* A REMOVE/UNMAP is queued: read it, then look again. */
-			atomic_fetch_add(&e->st.eagain_retries, 1);
-			pthread_rwlock_unlock(&e->mm_lock);
-			engine_drain_events(e, w);
-			eagain_backoff(attempt++);
-			pthread_rwlock_rdlock(&e->mm_lock);
+		if (install_must_retry(e, ret)) {
+			install_wait_for_events(w, &attempt);
 			ret = 0;
 			continue;
 		}
@@ -181,7 +164,7 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 		struct run rest = { r, p, run->hi };
 		if (r->minor && r->mem)	/* filemap_remove: undo the page-cache fill */
 			backing_remove(r->mem, p << r->pshift, (run->hi - p) << r->pshift);
-		engine_fail_run(e, &rest, ret, "installing the page");
+		engine_fail_run(e, w, &rest, ret, "installing the page");
 		return ret;
 	}
 	if (need_wake)
@@ -189,20 +172,26 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 	return 0;
 }
 
-int engine_fetch_install(struct worker *w, struct run *run, bool background)
+int engine_fetch(struct worker *w, const struct run *run, const void **data)
 {
 	struct region *r = run->r;
 	uint64_t len = (run->hi - run->lo) << r->pshift;
 	uint64_t off = r->src_off + (run->lo << r->pshift);
-	const void *data = NULL;
 
+	*data = NULL;
 	if (r->src->ops.hint)
 		r->src->ops.hint(r->src->ctx, off, len);
-	int ret = source_get(r->src, off, len, w->scratch, &data);
+	return source_get(r->src, off, len, w->scratch, data);
+}
+
+int engine_fetch_install(struct worker *w, struct run *run, bool background)
+{
+	const void *data;
+	int ret = engine_fetch(w, run, &data);
 	if (ret == LVM_SOURCE_PENDING)
 		return 0;	/* lvm_engine_supply() finishes it */
 	if (ret < 0) {
-		engine_fail_run(w->e, run, ret, "reading the source");
+		engine_fail_run(w->e, w, run, ret, "reading the source");
 		return ret;
 	}
 	return engine_install(w, run, ret == LVM_SOURCE_ZERO ? NULL : data, background);
@@ -228,43 +217,97 @@ int engine_continue_only(struct worker *w, struct region *r, uint64_t p)
 	pthread_rwlock_rdlock(&e->mm_lock);
 	for (;;) {
 		ret = uffd_continue(e->uffd, page_addr(r, p), r->psz, 0, &done);
-		if (ret != -EAGAIN || atomic_load(&e->stopping))
+		if (!install_must_retry(e, ret))
 			break;
-		atomic_fetch_add(&e->st.eagain_retries, 1);
-		pthread_rwlock_unlock(&e->mm_lock);
-		engine_drain_events(e, w);
-		eagain_backoff(attempt++);
-		pthread_rwlock_rdlock(&e->mm_lock);
+		install_wait_for_events(w, &attempt);
 	}
 	pthread_rwlock_unlock(&e->mm_lock);
 	if (ret == -EEXIST) {
 		uffd_wake(e->uffd, page_addr(r, p), r->psz);
 		ret = 0;
 	}
-	/* -EFAULT: the page left the page cache after we looked; the caller
-	 * serves zeros.  Anything else is worth reporting. */
+	/* -EFAULT: no page in the page cache (a hole); the caller serves
+	 * zeros.  Anything else is worth reporting. */
 	if (ret && ret != -EFAULT && !install_region_gone(ret))
 		engine_record_error(e, ret, "UFFDIO_CONTINUE at 0x%llx",
 				    (unsigned long long)page_addr(r, p));
 	return ret;
 }
 
-void engine_fail_run(struct lvm_engine *e, struct run *run, int err, const char *why)
+static uint64_t mark_failed(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b)
+{
+	uint64_t n = 0;
+	for (uint64_t p = a; p < b; p++)
+		n += page_cas(e, r, p, PG_CLAIMED, PG_FAILED);
+	return n;
+}
+
+/*
+ * Poison the pages of run that are still CLAIMED, under mm_lock for reading
+ * (so no REMOVE is applied between the look and the poison).  A page a REMOVE
+ * made ZERO is the guest's discarded page, not ours to poison.  EEXIST means
+ * someone populated that page (it is delivered); the poison goes on after
+ * it.  Returns the first error that left pages unpoisoned, or 0.
+ */
+static int poison_claimed(struct lvm_engine *e, struct worker *w, struct run *run,
+			  uint64_t *failed)
+{
+	struct region *r = run->r;
+	unsigned attempt = 0;
+	int first_err = (e->features & UFFD_FEATURE_POISON) ? 0 : -EOPNOTSUPP;
+
+	pthread_rwlock_rdlock(&e->mm_lock);
+	for (uint64_t p = run->lo; p < run->hi; ) {
+		if (page_get(r, p) != PG_CLAIMED) {
+			p++;
+			continue;
+		}
+		uint64_t b = p + 1, done = 0;
+		while (b < run->hi && page_get(r, b) == PG_CLAIMED)
+			b++;
+		int ret = first_err == -EOPNOTSUPP ? -EOPNOTSUPP :
+			uffd_poison(e->uffd, page_addr(r, p), (b - p) << r->pshift, 0, &done);
+		uint64_t upto = p + (done >> r->pshift);
+		*failed += mark_failed(e, r, p, upto);
+		p = upto;
+		if (!ret)
+			continue;
+		if (ret == -EEXIST) {
+			page_cas(e, r, p, PG_CLAIMED, PG_PRESENT);
+			p++;
+		} else if (install_must_retry(e, ret)) {
+			if (w) {
+				install_wait_for_events(w, &attempt);
+			} else {	/* no queue to drain onto: the handlers read it */
+				pthread_rwlock_unlock(&e->mm_lock);
+				eagain_backoff(attempt++);
+				pthread_rwlock_rdlock(&e->mm_lock);
+			}
+		} else {	/* cannot poison: the state still says FAILED */
+			if (!first_err)
+				first_err = ret;
+			*failed += mark_failed(e, r, p, b);
+			p = b;
+		}
+	}
+	pthread_rwlock_unlock(&e->mm_lock);
+	return first_err;
+}
+
+void engine_fail_run(struct lvm_engine *e, struct worker *w, struct run *run, int err,
+		     const char *why)
 {
 	struct region *r = run->r;
 	uint64_t addr = page_addr(r, run->lo), len = (run->hi - run->lo) << r->pshift;
-	uint64_t done = 0;
+	uint64_t n = 0;
 
 	/* Never a silent zero page: the faulting thread gets SIGBUS from the
 	 * poison marker (KVM forwards it to the vCPU thread as BUS_MCEERR_AR). */
-	pthread_rwlock_rdlock(&e->mm_lock);
-	int pret = -EOPNOTSUPP;
-	if (e->features & UFFD_FEATURE_POISON)
-		pret = uffd_poison(e->uffd, addr, len, 0, &done);
-	pthread_rwlock_unlock(&e->mm_lock);
-	uint64_t n = 0;
-	for (uint64_t p = run->lo; p < run->hi; p++)
-		n += page_cas(e, r, p, PG_CLAIMED, PG_FAILED);
+	int pret = poison_claimed(e, w, run, &n);
+	/* Every thread waiting on the run must wake: UFFDIO_POISON wakes only
+	 * the range it updated, not the pages after an EEXIST or a REMOVE.
+	 * Woken, a thread retries and meets its poison, content or zero page. */
+	uffd_wake(e->uffd, addr, len);
 	atomic_fetch_add(&e->st.pages_failed, n);
 	atomic_store(&e->fill_error, err);
 	engine_record_error(e, err,
