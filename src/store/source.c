@@ -180,7 +180,9 @@ static void store_destroy(void *ctx)
 	free(s);
 }
 
-static const struct lvm_source_ops store_ops = { .get = store_get, .destroy = store_destroy };
+static const struct lvm_source_ops store_ops = {
+	.struct_size = sizeof(struct lvm_source_ops), .get = store_get, .destroy = store_destroy,
+};
 
 int store_source_create(struct manifest *m, struct objstore *st, struct chunk_cache *c,
 			const struct store_source_opts *o, struct lvm_source **out,
