@@ -71,7 +71,6 @@ static void hs_close(struct handshake *h)
  * log it, close. */
 static void hs_refuse(struct mig_gate *g, struct handshake *h, const char *why)
 {
-	mig_send(h->fd, MIG_ERROR, why, strlen(why), NULL, 0);
 	char line[320];
 	snprintf(line, sizeof(line), "refused a connection from %s: %s", h->peer, why);
 	pthread_mutex_lock(&g->lock);
@@ -81,6 +80,7 @@ static void hs_refuse(struct mig_gate *g, struct handshake *h, const char *why)
 		g->o.log(g->o.log_ctx, line);
 	else
 		fprintf(stderr, "lazyvm migrate-recv: %s\n", line);
+	mig_send(h->fd, MIG_ERROR, why, strlen(why), NULL, 0);
 	hs_close(h);
 }
 
