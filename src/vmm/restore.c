@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/backing.h"
 #include "fc/fc.h"
 #include "util/progress.h"
 #include "snapshot/snapshot.h"
@@ -225,7 +226,40 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	return ret < 0 ? (ret == -EBADMSG ? -EIO : ret) : 0;
 }
 
-/* Read every chunk (checksummed) into guest memory before the first instruction. */
+static int restore_populate(struct lvm_mem *mem, uint64_t lo, uint64_t hi, char *err,
+			    size_t errlen)
+{
+	int ret = backing_populate(mem, lo, hi - lo);
+	if (ret)
+		snprintf(err, errlen, "populating memory at 0x%llx+0x%llx: %s",
+			 (unsigned long long)lo, (unsigned long long)(hi - lo), strerror(-ret));
+	return ret;
+}
+
+/*
+ * One RESTORE_ZERO_STEP piece of memory.  Data is written (a write fault
+ * puts the page in writable); a zero piece joins the zero run that starts at
+ * *zero_from, and a run is populated writable when data ends it.  Left
+ * alone, zero pieces would cost the guest two host faults per page later
+ * (the zero page, then its COW: docs/restore-latency.md).
+ */
+static int restore_eager_piece(struct lvm_mem *mem, uint64_t off, const uint8_t *data,
+			       uint64_t *zero_from, char *err, size_t errlen)
+{
+	if (buf_is_zero(data, RESTORE_ZERO_STEP)) {
+		if (*zero_from == UINT64_MAX)
+			*zero_from = off;
+		return 0;
+	}
+	int ret = 0;
+	if (*zero_from != UINT64_MAX)
+		ret = restore_populate(mem, *zero_from, off, err, errlen);
+	*zero_from = UINT64_MAX;
+	return ret ? ret : lvm_mem_write(mem, off, data, RESTORE_ZERO_STEP);
+}
+
+/* Read every chunk (checksummed) into guest memory before the first
+ * instruction; every page ends up writable and populated, zero ones too. */
 static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 {
 	struct lvm_mem *mem = vmm_mem(rs->vm);
@@ -236,6 +270,7 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	struct progress p;
 	progress_init(&p, "restore", size);
 	int ret = 0;
+	uint64_t zero_from = UINT64_MAX;	/* start of the zero run being collected */
 	for (uint64_t off = 0; off < size && !ret; off += RESTORE_FILL_STEP) {
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
@@ -246,11 +281,12 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
-		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)	/* memory starts zero */
-			if (!buf_is_zero(buf + i, RESTORE_ZERO_STEP))
-				ret = lvm_mem_write(mem, off + i, buf + i, RESTORE_ZERO_STEP);
+		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)
+			ret = restore_eager_piece(mem, off + i, buf + i, &zero_from, err, errlen);
 		progress_update(&p, off + len);
 	}
+	if (!ret && zero_from < size)
+		ret = restore_populate(mem, zero_from, size, err, errlen);
 	progress_done(&p);
 	free(buf);
 	rs->mode = "eager";
