@@ -30,9 +30,16 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+/* Free pages not yet promised: free_hugepages still counts the pages that
+ * mappings made elsewhere reserved but have not faulted in (resv_hugepages),
+ * and a new mapping cannot have those. */
 long hugetlb_free_pages(void)
 {
-	return read_long(HP_DIR "free_hugepages");
+	long free_now = read_long(HP_DIR "free_hugepages");
+	long resv = read_long(HP_DIR "resv_hugepages");
+	if (free_now < 0 || resv < 0)
+		return free_now < 0 ? free_now : resv;
+	return free_now > resv ? free_now - resv : 0;
 }
 
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
