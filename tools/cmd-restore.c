@@ -20,9 +20,15 @@ static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
-		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
+		"                      [--uffd-socket PATH] [--prefetch ws|all|none] [--record-ws]\n"
+		"                      [--stats-json FILE]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
+		"  --record-ws          record the pages the guest touches, in order, as\n"
+		"                       DIR/working-set (one fault per page, no fill)\n"
+		"  --prefetch MODE      ws: DIR/working-set first, in recorded order, then the\n"
+		"                       rest (default when DIR has one); all: everything in\n"
+		"                       address order (default otherwise); none: faults only\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
 		"  --memory-file IMAGE  guest memory from a flat image (Firecracker style);\n"
 		"                       DIR needs only its state file\n"
@@ -58,6 +64,13 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 			ro->eager = true;
 		else if (!strcmp(argv[i], "--no-background"))
 			ro->no_background = true;
+		else if (!strcmp(argv[i], "--record-ws"))
+			ro->record_ws = true;
+		else if (!strcmp(argv[i], "--prefetch") && i + 1 < argc) {
+			if (vm_prefetch_parse(argv[++i], &ro->prefetch))
+				return cli_fail(EXIT_USAGE, "restore", "--prefetch: ws, all or none, "
+						"not '%s'", argv[i]);
+		}
 		else if (!strcmp(argv[i], "--memory-file") && i + 1 < argc)
 			ro->memory_file = argv[++i];
 		else if (!strcmp(argv[i], "--fault-around") && i + 1 < argc) {
@@ -81,6 +94,20 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 	ro->mode_set = vo->mode_set;
 	ro->serial_fd = 1;
 	return 0;
+}
+
+/* --stats-json: what prefetch did (docs/prefetch.md). */
+static void restore_stats_ws(struct vm_restore *rs, struct vm_stats *st)
+{
+	struct vm_restore_ws_stats w;
+	vm_restore_ws_stats(rs, &w);
+	vm_stats_add(st, "prefetch", "\"%s\"", w.recorded ? "record" : w.prefetch);
+	vm_stats_add(st, "pages_prefetch", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_pages", "%llu", (unsigned long long)w.ws_pages);
+	vm_stats_add(st, "ws_hits", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_misses", "%llu", (unsigned long long)w.ws_misses);
+	vm_stats_add(st, "working_set_done_us", "%.1f", w.guest_done_ns ?
+		     (double)(w.guest_done_ns - st->start_ns) / 1000.0 : -1.0);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -112,6 +139,7 @@ int cmd_restore(int argc, char **argv)
 	st.backing = lvm_backing_name(vm_restore_backing(rs));
 	st.mode = vm_restore_mode(rs);
 	vm_restore_stats(rs, &st.engine);
+	restore_stats_ws(rs, &st);
 	vm_stats_add(&st, "vm_create_done_us", "%.1f",
 		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
 	char steps[1536];

@@ -21,6 +21,7 @@
 #include "util/progress.h"
 #include "snapshot/snapshot.h"
 #include "util/timeline.h"
+#include "vmm/restore-ws.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 #include "util/zero.h"
@@ -44,6 +45,8 @@ struct vm_restore {
 	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
 	uint64_t meta_mem;	/* memory size the state's metadata gives */
 	struct timeline *tl;
+	struct restore_ws ws;	/* --record-ws / --prefetch */
+	uint64_t guest_done_ns;
 };
 
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
@@ -208,6 +211,7 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	 * vCPU threads are still being started: on a busy host it took a CPU
 	 * from them for milliseconds (docs/restore-latency.md). */
 	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
+	restore_ws_engine_opts(&rs->ws, o, &eo);
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
@@ -215,6 +219,8 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	timeline_mark(rs->tl, "engine_create");
 	if (!ret)
 		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	if (ret >= 0)
+		ret = restore_ws_queue(&rs->ws, rs->e, rs->src);
 	timeline_mark(rs->tl, "engine_register");
 	if (ret >= 0)
 		ret = lvm_engine_start(rs->e);
@@ -386,6 +392,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	rs->tl = o->timeline;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
+		ret = restore_ws_open(&rs->ws, dir, rs->meta_mem, o, !rs->eager, err, errlen);
+	if (!ret)
 		ret = restore_memory(rs, o, err, errlen);
 	if (ret) {
 		vm_restore_close(rs);
@@ -404,8 +412,12 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 		return ret;
 	}
 	ret = vmm_wait(rs->vm, err, errlen);
+	if (!ret)
+		rs->guest_done_ns = mono_now_ns();
 	if (rs->e)
 		lvm_engine_stop(rs->e);
+	if (!ret)	/* only a run that completed: a partial set would mislead */
+		ret = restore_ws_save(&rs->ws, err, errlen);
 	/* The engine poisons a page before it reports it, so a vCPU may stop
 	 * first (SIGBUS, or a fault on an unreadable page table): the engine's
 	 * error, complete once it stopped, is the cause worth printing. */
@@ -423,6 +435,15 @@ void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out)
 		lvm_engine_stats(rs->e, out);
 }
 
+void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out)
+{
+	out->prefetch = vm_prefetch_name(rs->ws.mode);
+	out->recorded = rs->ws.recording;
+	out->ws_pages = rs->ws.recording ? rs->ws.ws.pages : rs->ws.file_pages;
+	out->ws_misses = atomic_load(&rs->ws.misses);
+	out->guest_done_ns = rs->guest_done_ns;
+}
+
 void vm_restore_close(struct vm_restore *rs)
 {
 	if (!rs)
@@ -438,6 +459,7 @@ void vm_restore_close(struct vm_restore *rs)
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);
+	restore_ws_close(&rs->ws);
 	hugetlb_release(&rs->res);
 	free(rs);
 }
