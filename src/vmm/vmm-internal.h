@@ -45,7 +45,7 @@ struct vmm {
 	bool kvm_prefaulted;	/* KVM_PRE_FAULT_MEMORY mapped all memory */
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, fetched once */
 	char guest[32];
-	uint64_t seed, iterations;
+	uint64_t seed, iterations, fill_pages;
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 
 	pthread_mutex_t lock;	/* everything below */
