@@ -11,7 +11,9 @@
  *   demand-faults no more than it;
  * - a corrupt, truncated or other-version working-set file: exit 2, a line
  *   naming the file, no guest instruction (no RESULT); --prefetch all does
- *   not read it.
+ *   not read it;
+ * - fc-serve on DIR/memory prefetches DIR/working-set for the VM it serves
+ *   (restore --uffd-socket): the right RESULT, pages_prefetch > 0.
  * Replays use --no-background so that demand faults are the guest's alone.
  */
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fc-testlib.h"
 #include "snapshot/format.h"
 #include "snapshot/ws.h"
 #include "tap.h"
@@ -198,11 +201,36 @@ static void test_bad_files(uint64_t want)
 	tap_ok(all.status == 0 && all.result == want && !strcmp(all.mode, "all"),
 	       "--prefetch all does not read the working set: RESULT %016llx",
 	       (unsigned long long)all.result);
+	put_ws(s1, good, (size_t)len);
+}
+
+static void test_fc_serve(uint64_t want)
+{
+	char sock[640], log_path[640], mem[640], fstats[640];
+	snprintf(sock, sizeof(sock), "%s/fc.sock", tmp);
+	snprintf(log_path, sizeof(log_path), "%s/fc.log", tmp);
+	snprintf(mem, sizeof(mem), "%s/memory", s1);
+	snprintf(fstats, sizeof(fstats), "%s/fc.json", tmp);
+	const char *sargs[] = { "--socket", sock, "--mem-file", mem, "--once",
+				"--stats-json", fstats, NULL };
+	pid_t server = fct_server_start(sargs, log_path);
+	struct outcome o = server > 0 ? restore(s1, "--uffd-socket", sock) : (struct outcome){ -1 };
+	int st = -1;
+	if (server > 0 && o.status)
+		kill(server, SIGTERM);
+	if (server > 0)
+		waitpid(server, &st, 0);
+	tap_ok(o.status == 0 && o.result == want && WIFEXITED(st) && !WEXITSTATUS(st) &&
+	       fct_file_has(fstats, "\"vms_served\":1,") &&
+	       !fct_file_has(fstats, "\"pages_prefetch\":0,") &&
+	       fct_file_has(log_path, "working set prefetched"),
+	       "fc-serve prefetches DIR/working-set: RESULT %016llx (want %016llx)",
+	       (unsigned long long)o.result, (unsigned long long)want);
 }
 
 int main(void)
 {
-	if (!vmtest_begin("prefetch-ws", 600, tmp, 13))
+	if (!vmtest_begin("prefetch-ws", 600, tmp, 14))
 		return 0;
 	snprintf(s1, sizeof(s1), "%s/seed3", tmp);
 	snprintf(s2, sizeof(s2), "%s/seed4", tmp);
@@ -214,6 +242,7 @@ int main(void)
 	test_record_replay(want);
 	test_other_seed_learning(want);
 	test_bad_files(want);
+	test_fc_serve(want);
 	vmtest_rmtree(tmp);
 	return tap_done();
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lazyvm.h"
 #include "snapshot/format.h"
 #include "snapshot/ws.h"
 #include "util/crc32c.h"
@@ -238,4 +239,42 @@ int ws_save(const char *dir, struct ws *ws)
 	if (ret)
 		unlink(tmp);
 	return ret;
+}
+
+static int page_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One batch: its pages in address order, consecutive ones as one range. */
+static int ws_queue_batch(struct lvm_engine *e, struct lvm_source *src, uint64_t *pg, size_t n)
+{
+	qsort(pg, n, sizeof(*pg), page_cmp);
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+		while (j < n && pg[j] == pg[j - 1] + 1)
+			j++;
+		int ret = lvm_engine_prefetch(e, src, pg[i] * WS_PAGE_SIZE, (j - i) * WS_PAGE_SIZE);
+		if (ret)
+			return ret;
+		i = j;
+	}
+	return 0;
+}
+
+int ws_queue_prefetch(const struct ws *ws, struct lvm_engine *e, struct lvm_source *src)
+{
+	uint64_t batch[WS_BATCH];
+	size_t n = 0;
+	int ret = 0;
+	for (size_t i = 0; i < ws->nruns && !ret; i++)
+		for (uint32_t k = 0; k < ws->runs[i].npages && !ret; k++) {
+			batch[n++] = ws->runs[i].page + k;
+			if (n == WS_BATCH) {
+				ret = ws_queue_batch(e, src, batch, n);
+				n = 0;
+			}
+		}
+	return ret ? ret : ws_queue_batch(e, src, batch, n);
 }

@@ -67,4 +67,18 @@ int ws_save(const char *dir, struct ws *ws);
 /* The encoded file in a malloc'd buffer (ws_save; the fuzz corpus). */
 int ws_encode(struct ws *ws, uint8_t **out, size_t *len);
 
+/* Pages per prefetch batch (2 MiB of working set). */
+#define WS_BATCH 512
+struct lvm_engine;
+struct lvm_source;
+/*
+ * Queue the set on an engine (lvm_engine_prefetch, before it starts), page
+ * p of the set being byte p * 4096 of src: in recorded order, WS_BATCH pages
+ * at a time, each batch sorted and merged into contiguous runs.  Several
+ * vCPUs touching one region interleave their pages in the record; a batch
+ * turns that back into a few large COPYs while the order across batches is
+ * kept.
+ */
+int ws_queue_prefetch(const struct ws *ws, struct lvm_engine *e, struct lvm_source *src);
+
 #endif

@@ -9,13 +9,9 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "vmm/restore-ws.h"
-
-/* Pages per prefetch batch (2 MiB of working set). */
-#define RESTORE_WS_BATCH 512
 
 static const char *const prefetch_names[] = {
 	[VM_PREFETCH_DEFAULT] = "default", [VM_PREFETCH_WS] = "ws",
@@ -118,51 +114,11 @@ void restore_ws_engine_opts(struct restore_ws *w, const struct vm_restore_opts *
 		eo->fill_delay_ms = 0;	/* the rest follows the working set at once */
 }
 
-static int page_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* One batch: its pages in address order, consecutive ones as one range. */
-static int restore_ws_queue_batch(struct lvm_engine *e, struct lvm_source *src, uint64_t *pg,
-				  size_t n)
-{
-	qsort(pg, n, sizeof(*pg), page_cmp);
-	for (size_t i = 0; i < n; ) {
-		size_t j = i + 1;
-		while (j < n && pg[j] == pg[j - 1] + 1)
-			j++;
-		int ret = lvm_engine_prefetch(e, src, pg[i] * WS_PAGE_SIZE, (j - i) * WS_PAGE_SIZE);
-		if (ret)
-			return ret;
-		i = j;
-	}
-	return 0;
-}
-
-/*
- * The working set in recorded order, RESTORE_WS_BATCH pages at a time, each
- * batch sorted and merged into contiguous runs: several vCPUs touching one
- * region interleave their pages in the record, and a batch turns that back
- * into a few large COPYs while the order across batches is kept.
- */
 int restore_ws_queue(struct restore_ws *w, struct lvm_engine *e, struct lvm_source *src)
 {
 	if (w->mode != VM_PREFETCH_WS || !w->loaded)
 		return 0;
-	uint64_t batch[RESTORE_WS_BATCH];
-	size_t n = 0;
-	int ret = 0;
-	for (size_t i = 0; i < w->ws.nruns && !ret; i++)
-		for (uint32_t k = 0; k < w->ws.runs[i].npages && !ret; k++) {
-			batch[n++] = w->ws.runs[i].page + k;
-			if (n == RESTORE_WS_BATCH) {
-				ret = restore_ws_queue_batch(e, src, batch, n);
-				n = 0;
-			}
-		}
-	return ret ? ret : restore_ws_queue_batch(e, src, batch, n);
+	return ws_queue_prefetch(&w->ws, e, src);
 }
 
 int restore_ws_save(struct restore_ws *w, char *err, size_t errlen)
