@@ -329,8 +329,11 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		return ret == -EBADMSG ? -EIO : ret;
 	}
 	timeline_mark(rs->tl, "memory_source");
-	if (rs->eager)
-		return restore_eager(rs, err, errlen);
+	if (rs->eager) {
+		ret = restore_eager(rs, err, errlen);
+		timeline_mark(rs->tl, "memory_filled");
+		return ret;
+	}
 	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
 }
 
