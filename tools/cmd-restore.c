@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "util/timeline.h"
+#include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -34,6 +35,7 @@ static int restore_usage(FILE *f, int status)
 		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
+		STORE_CACHE_USAGE
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
 }
@@ -89,7 +91,7 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 }
 
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
-			 struct vm_restore_opts *ro, const char **dir)
+			 struct vm_restore_opts *ro, struct store_cache_opts *co, const char **dir)
 {
 	static const struct option opts[] = {
 		VM_CLI_OPTIONS,
@@ -100,6 +102,7 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
 		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
 		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
+		STORE_CACHE_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	int ch, r;
@@ -110,6 +113,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		if (ch == CLI_GETOPT_ERROR)
 			return restore_usage(stderr, EXIT_USAGE);
 		r = restore_apply(ro, ch, optarg);
+		if (!r)
+			r = store_cache_apply(co, "restore", ch, optarg);
 		if (!r)
 			r = vm_cli_apply(vo, "restore", ch, optarg);
 		if (r != 1)
@@ -140,12 +145,33 @@ static void restore_stats_ws(struct vm_restore *rs, struct vm_stats *st)
 		     (double)(w.guest_done_ns - st->start_ns) / 1000.0 : -1.0);
 }
 
+/* A snapshot in a chunk store: its state in a temp dir, its memory served
+ * from the manifest through the cache. */
+static int restore_open_store(const char *src, const struct store_cache_opts *co,
+			      struct vm_restore_opts *ro, struct store_cli *sc, char *err,
+			      size_t errlen)
+{
+	int ret = store_cli_open(src, sc, err, errlen);
+	if (!ret)
+		ret = store_cli_open_cache(sc, co, err, errlen);
+	if (!ret)
+		ret = store_cli_state_dir(sc, err, errlen);
+	if (ret)
+		return ret;
+	ret = store_cli_source(sc, ro->no_background ? 0 : 4, &ro->memory_source);
+	if (ret)
+		snprintf(err, errlen, "%s: memory source: %s", src, strerror(-ret));
+	ro->memory_source_id = sc->id;
+	return ret;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct vm_cli_opts vo;
 	struct vm_restore_opts ro = { 0 };
 	const char *dir = NULL;
-	int ret = restore_parse(argc, argv, &vo, &ro, &dir);
+	struct store_cache_opts co = { 0 };
+	int ret = restore_parse(argc, argv, &vo, &ro, &co, &dir);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
@@ -157,9 +183,21 @@ int cmd_restore(int argc, char **argv)
 	struct vm_restore *rs = NULL;
 	char err[512] = "";
 	int status = 0;
-	ret = vm_restore_open(dir, &ro, &rs, err, sizeof(err));
-	if (ret)
+	struct store_cli sc = { 0 };
+	const char *state_dir = dir;
+	if (store_cli_is_store(dir)) {
+		ret = restore_open_store(dir, &co, &ro, &sc, err, sizeof(err));
+		if (ret) {
+			store_cli_close(&sc);
+			return cli_fail(store_cli_status(ret), "restore", "%s", err);
+		}
+		state_dir = sc.state_dir;
+	}
+	ret = vm_restore_open(state_dir, &ro, &rs, err, sizeof(err));
+	if (ret) {
+		store_cli_close(&sc);
 		return cli_fail(restore_status(ret), "restore", "%s", err);
+	}
 	ret = vm_restore_run(rs, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
@@ -180,5 +218,7 @@ int cmd_restore(int argc, char **argv)
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));
 	vm_restore_close(rs);
+	store_cli_print_stats(&sc, stderr);
+	store_cli_close(&sc);
 	return status;
 }

@@ -77,7 +77,8 @@ static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_rest
 {
 	if (!o->backing_set)
 		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
-	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file) {
+	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file ||
+	    o->memory_source) {
 		snprintf(err, errlen, "--uffd-socket: the page server has the memory and fills "
 			 "it on demand (MISSING); --eager, --mode minor and --memory-file do not apply");
 		return -EINVAL;
@@ -133,6 +134,8 @@ static int restore_check_mem_size(struct vm_restore *rs, const struct vm_restore
 	}
 	if (o->memory_file)
 		have = (uint64_t)st.st_size;
+	if (o->memory_source)
+		have = lvm_source_size(o->memory_source);
 	if (rs->meta_mem != have) {
 		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
 			 "the memory file (%llu bytes)", (unsigned long long)rs->meta_mem,
@@ -315,8 +318,10 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		/* err names the cause; the snapshot itself is fine (not exit 2). */
 		return ret == -ENOENT ? -ECONNREFUSED : ret;
 	}
-	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
-				 : snapshot_memory_source(rs->r, &rs->src);
+	int ret = 0;
+	if (!rs->src)	/* else o->memory_source, taken at open */
+		ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
+				     : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
 		struct lvm_source *inner = rs->src;
 		rs->src = NULL;
@@ -364,10 +369,17 @@ static int restore_open_overlapped(struct vm_restore *rs, const char *dir,
 	timeline_mark(rs->tl, "snapshot_state");
 	if (ret)
 		return ret;
+	uint8_t id[16];
+	snapshot_id(rs->r, id);
+	if (o->memory_source && memcmp(id, o->memory_source_id, sizeof(id))) {
+		snprintf(err, errlen, "snapshot state and memory manifest are of different snapshots");
+		return -EBADMSG;
+	}
 	struct restore_index_job job = { .r = rs->r, .dir = dir };
 	pthread_t t;
-	bool threaded = !o->memory_file && !pthread_create(&t, NULL, restore_index_thread, &job);
-	if (!o->memory_file && !threaded)
+	bool own_index = !o->memory_file && !o->memory_source;
+	bool threaded = own_index && !pthread_create(&t, NULL, restore_index_thread, &job);
+	if (own_index && !threaded)
 		restore_index_thread(&job);
 	ret = restore_create_vm(rs, o, err, errlen);
 	if (threaded)
@@ -386,11 +398,14 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		    char *err, size_t errlen)
 {
 	struct vm_restore *rs = calloc(1, sizeof(*rs));
-	if (!rs)
+	if (!rs) {
+		lvm_source_destroy(o->memory_source);
 		return -ENOMEM;
+	}
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
 	rs->tl = o->timeline;
+	rs->src = o->memory_source;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
 		ret = restore_ws_open(&rs->ws, dir, rs->meta_mem, o, !rs->eager, err, errlen);

@@ -67,6 +67,11 @@ struct vm_restore_opts {
 	/* Guest memory from this flat image (Firecracker style) instead of
 	 * DIR/memory; DIR then needs only its state file. */
 	const char *memory_file;
+	/* Guest memory from this source (taken, also on failure) instead of
+	 * DIR/memory, e.g. a manifest in a chunk store (src/store/); its
+	 * memory_source_id (16 bytes) must be the state's snapshot id. */
+	struct lvm_source *memory_source;
+	const uint8_t *memory_source_id;
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
