@@ -21,9 +21,15 @@ static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
-		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
+		"                      [--uffd-socket PATH] [--prefetch ws|all|none] [--record-ws]\n"
+		"                      [--stats-json FILE]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
+		"  --record-ws          record the pages the guest touches, in order, as\n"
+		"                       DIR/working-set (one fault per page, no fill)\n"
+		"  --prefetch MODE      ws: DIR/working-set first, in recorded order, then the\n"
+		"                       rest (default when DIR has one); all: everything in\n"
+		"                       address order (default otherwise); none: faults only\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
 		"  --memory-file IMAGE  guest memory from a flat image (Firecracker style);\n"
 		"                       DIR needs only its state file\n"
@@ -46,7 +52,8 @@ static int restore_status(int err)
 
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
-	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET,
+	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_PREFETCH,
+	RESTORE_OPT_RECORD_WS,
 };
 
 static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
@@ -70,6 +77,14 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 	case RESTORE_OPT_UFFD_SOCKET:
 		ro->uffd_socket = val;
 		return 1;
+	case RESTORE_OPT_PREFETCH:
+		if (vm_prefetch_parse(val, &ro->prefetch))
+			return cli_fail(EXIT_USAGE, "restore", "--prefetch: ws, all or none, not '%s'",
+					val);
+		return 1;
+	case RESTORE_OPT_RECORD_WS:
+		ro->record_ws = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -85,6 +100,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "memory-file", required_argument, NULL, RESTORE_OPT_MEMORY_FILE },
 		{ "fault-around", required_argument, NULL, RESTORE_OPT_FAULT_AROUND },
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
+		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
+		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
 		STORE_CACHE_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
@@ -112,6 +129,20 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 	ro->mode_set = vo->mode_set;
 	ro->serial_fd = 1;
 	return 0;
+}
+
+/* --stats-json: what prefetch did (docs/prefetch.md). */
+static void restore_stats_ws(struct vm_restore *rs, struct vm_stats *st)
+{
+	struct vm_restore_ws_stats w;
+	vm_restore_ws_stats(rs, &w);
+	vm_stats_add(st, "prefetch", "\"%s\"", w.recorded ? "record" : w.prefetch);
+	vm_stats_add(st, "pages_prefetch", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_pages", "%llu", (unsigned long long)w.ws_pages);
+	vm_stats_add(st, "ws_hits", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_misses", "%llu", (unsigned long long)w.ws_misses);
+	vm_stats_add(st, "working_set_done_us", "%.1f", w.guest_done_ns ?
+		     (double)(w.guest_done_ns - st->start_ns) / 1000.0 : -1.0);
 }
 
 /* A snapshot in a chunk store: its state in a temp dir, its memory served
@@ -176,6 +207,7 @@ int cmd_restore(int argc, char **argv)
 	st.backing = lvm_backing_name(vm_restore_backing(rs));
 	st.mode = vm_restore_mode(rs);
 	vm_restore_stats(rs, &st.engine);
+	restore_stats_ws(rs, &st);
 	vm_stats_add(&st, "vm_create_done_us", "%.1f",
 		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
 	char steps[1536];

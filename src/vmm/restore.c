@@ -16,11 +16,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/backing.h"
 #include "fc/fc.h"
 #include "snapshot/snapshot.h"
 #include "util/progress.h"
 #include "util/timeline.h"
 #include "util/zero.h"
+#include "vmm/restore-ws.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
@@ -43,6 +45,8 @@ struct vm_restore {
 	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
 	uint64_t meta_mem;	/* memory size the state's metadata gives */
 	struct timeline *tl;
+	struct restore_ws ws;	/* --record-ws / --prefetch */
+	uint64_t guest_done_ns;
 };
 
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
@@ -208,6 +212,7 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	 * vCPU threads are still being started: on a busy host it took a CPU
 	 * from them for milliseconds (docs/restore-latency.md). */
 	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
+	restore_ws_engine_opts(&rs->ws, o, &eo);
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
@@ -215,6 +220,8 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	timeline_mark(rs->tl, "engine_create");
 	if (!ret)
 		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	if (ret >= 0)
+		ret = restore_ws_queue(&rs->ws, rs->e, rs->src);
 	timeline_mark(rs->tl, "engine_register");
 	if (ret >= 0)
 		ret = lvm_engine_start(rs->e);
@@ -226,7 +233,40 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	return ret < 0 ? (ret == -EBADMSG ? -EIO : ret) : 0;
 }
 
-/* Read every chunk (checksummed) into guest memory before the first instruction. */
+static int restore_populate(struct lvm_mem *mem, uint64_t lo, uint64_t hi, char *err,
+			    size_t errlen)
+{
+	int ret = backing_populate(mem, lo, hi - lo);
+	if (ret)
+		snprintf(err, errlen, "populating memory at 0x%llx+0x%llx: %s",
+			 (unsigned long long)lo, (unsigned long long)(hi - lo), strerror(-ret));
+	return ret;
+}
+
+/*
+ * One RESTORE_ZERO_STEP piece of memory.  Data is written (a write fault
+ * puts the page in writable); a zero piece joins the zero run that starts at
+ * *zero_from, and a run is populated writable when data ends it.  Left
+ * alone, zero pieces would cost the guest two host faults per page later
+ * (the zero page, then its COW: docs/restore-latency.md).
+ */
+static int restore_eager_piece(struct lvm_mem *mem, uint64_t off, const uint8_t *data,
+			       uint64_t *zero_from, char *err, size_t errlen)
+{
+	if (buf_is_zero(data, RESTORE_ZERO_STEP)) {
+		if (*zero_from == UINT64_MAX)
+			*zero_from = off;
+		return 0;
+	}
+	int ret = 0;
+	if (*zero_from != UINT64_MAX)
+		ret = restore_populate(mem, *zero_from, off, err, errlen);
+	*zero_from = UINT64_MAX;
+	return ret ? ret : lvm_mem_write(mem, off, data, RESTORE_ZERO_STEP);
+}
+
+/* Read every chunk (checksummed) into guest memory before the first
+ * instruction; every page ends up writable and populated, zero ones too. */
 static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 {
 	struct lvm_mem *mem = vmm_mem(rs->vm);
@@ -237,6 +277,7 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	struct progress p;
 	progress_init(&p, "restore", size);
 	int ret = 0;
+	uint64_t zero_from = UINT64_MAX;	/* start of the zero run being collected */
 	for (uint64_t off = 0; off < size && !ret; off += RESTORE_FILL_STEP) {
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
@@ -247,11 +288,12 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
-		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)	/* memory starts zero */
-			if (!buf_is_zero(buf + i, RESTORE_ZERO_STEP))
-				ret = lvm_mem_write(mem, off + i, buf + i, RESTORE_ZERO_STEP);
+		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)
+			ret = restore_eager_piece(mem, off + i, buf + i, &zero_from, err, errlen);
 		progress_update(&p, off + len);
 	}
+	if (!ret && zero_from < size)
+		ret = restore_populate(mem, zero_from, size, err, errlen);
 	progress_done(&p);
 	free(buf);
 	rs->mode = "eager";
@@ -290,8 +332,11 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		return ret == -EBADMSG ? -EIO : ret;
 	}
 	timeline_mark(rs->tl, "memory_source");
-	if (rs->eager)
-		return restore_eager(rs, err, errlen);
+	if (rs->eager) {
+		ret = restore_eager(rs, err, errlen);
+		timeline_mark(rs->tl, "memory_filled");
+		return ret;
+	}
 	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
 }
 
@@ -363,6 +408,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	rs->src = o->memory_source;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
+		ret = restore_ws_open(&rs->ws, dir, rs->meta_mem, o, !rs->eager, err, errlen);
+	if (!ret)
 		ret = restore_memory(rs, o, err, errlen);
 	if (ret) {
 		vm_restore_close(rs);
@@ -381,8 +428,12 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 		return ret;
 	}
 	ret = vmm_wait(rs->vm, err, errlen);
+	if (!ret)
+		rs->guest_done_ns = mono_now_ns();
 	if (rs->e)
 		lvm_engine_stop(rs->e);
+	if (!ret)	/* only a run that completed: a partial set would mislead */
+		ret = restore_ws_save(&rs->ws, err, errlen);
 	/* The engine poisons a page before it reports it, so a vCPU may stop
 	 * first (SIGBUS, or a fault on an unreadable page table): the engine's
 	 * error, complete once it stopped, is the cause worth printing. */
@@ -401,6 +452,15 @@ void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out)
 		lvm_engine_stats(rs->e, out);
 }
 
+void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out)
+{
+	out->prefetch = vm_prefetch_name(rs->ws.mode);
+	out->recorded = rs->ws.recording;
+	out->ws_pages = rs->ws.recording ? rs->ws.ws.pages : rs->ws.file_pages;
+	out->ws_misses = atomic_load(&rs->ws.misses);
+	out->guest_done_ns = rs->guest_done_ns;
+}
+
 void vm_restore_close(struct vm_restore *rs)
 {
 	if (!rs)
@@ -416,6 +476,7 @@ void vm_restore_close(struct vm_restore *rs)
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);
+	restore_ws_close(&rs->ws);
 	hugetlb_release(&rs->res);
 	free(rs);
 }
