@@ -248,7 +248,7 @@ static int cgroup_limit(uint64_t usage)
 
 struct result {
 	long bad[PASSES];	/* pages that differ from the source, per pass */
-	long swapped_kib;	/* most of our swapfile seen in use */
+	long swapped_kib;	/* most swap our memory was seen using */
 	long absent;		/* pages mincore called absent after the squeeze */
 	long holes;		/* of those, pages SEEK_DATA called holes */
 	int err;
