@@ -145,6 +145,25 @@ static int restore_check_mem_size(struct vm_restore *rs, const struct vm_restore
 	return 0;
 }
 
+/*
+ * The mem= line sizes a hugetlb pool and the VM: a crafted one must not grow
+ * anything (issue 9).  It must be a size this VMM takes and the one the VM
+ * state was saved with (the memory file is checked against it before the
+ * guest runs).
+ */
+static int restore_check_meta_mem(uint64_t mem, const void *blob, size_t len, char *err,
+				  size_t errlen)
+{
+	char why[160];
+	if (!vmm_check_mem_size(mem, why, sizeof(why)) && mem == vmm_state_mem_size(blob, len))
+		return 0;
+	if (mem != vmm_state_mem_size(blob, len))
+		snprintf(why, sizeof(why), "the VM state was saved with %llu",
+			 (unsigned long long)vmm_state_mem_size(blob, len));
+	snprintf(err, errlen, "snapshot state: metadata mem=%llu: %s", (unsigned long long)mem, why);
+	return -EBADMSG;
+}
+
 /* The VM the snapshot describes, with its state loaded; memory untouched. */
 static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			     size_t errlen)
@@ -173,6 +192,8 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		snprintf(err, errlen, "snapshot state: no VM state section");
 		return -EBADMSG;
 	}
+	if ((ret = restore_check_meta_mem(mem, blob, len, err, errlen)))
+		return ret;
 	if ((ret = restore_choose_mode(rs, o, err, errlen)))
 		return ret;
 	timeline_mark(rs->tl, "mode_probe");

@@ -92,6 +92,14 @@ static int rec_check(const struct vmm *vm, const struct rec *r, size_t xsave_siz
 	return why ? -EBADMSG : 0;
 }
 
+uint64_t vmm_state_mem_size(const void *blob, size_t len)
+{
+	uint64_t mem = 0;
+	if (len >= STATE_HDR && !memcmp(blob, "LVMVMST", 8))
+		memcpy(&mem, (const uint8_t *)blob + 16, 8);
+	return mem;
+}
+
 static int state_check(const struct vmm *vm, const uint8_t *p, size_t len, char *err,
 		       size_t errlen)
 {

@@ -31,10 +31,15 @@ static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%u vCPUs: at most %d", n, VMM_MAX_VCPUS);
 		return -EINVAL;
 	}
-	if (o->mem_size % (2u << 20) || o->mem_size < 2 * GUEST_SYS_SIZE ||
-	    o->mem_size > (GUEST_MAX_GIB << 30)) {
+	return vmm_check_mem_size(o->mem_size, err, errlen);
+}
+
+int vmm_check_mem_size(uint64_t mem_size, char *err, size_t errlen)
+{
+	if (mem_size % (2u << 20) || mem_size < 2 * GUEST_SYS_SIZE ||
+	    mem_size > (GUEST_MAX_GIB << 30)) {
 		snprintf(err, errlen, "memory size %llu: want a multiple of 2 MiB, 4 MiB .. %llu GiB",
-			 (unsigned long long)o->mem_size, (unsigned long long)GUEST_MAX_GIB);
+			 (unsigned long long)mem_size, (unsigned long long)GUEST_MAX_GIB);
 		return -EINVAL;
 	}
 	return 0;

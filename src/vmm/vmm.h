@@ -48,6 +48,8 @@ struct vmm_opts {
  * Nothing is written to guest memory.
  */
 int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t errlen);
+/* Is mem_size a guest memory size this VMM takes?  0 or -EINVAL (err says). */
+int vmm_check_mem_size(uint64_t mem_size, char *err, size_t errlen);
 void vmm_destroy(struct vmm *vm);
 
 struct lvm_mem *vmm_mem(struct vmm *vm);
@@ -113,6 +115,8 @@ int vmm_save_state(struct vmm *vm, void **blob, size_t *len);
 /* Load a blob from vmm_save_state into a VM created with the same vCPU count
  * and memory size; -EBADMSG (with err) when the blob is not valid. */
 int vmm_load_state(struct vmm *vm, const void *blob, size_t len, char *err, size_t errlen);
+/* The guest memory size a state blob was saved with; 0 if it is no blob. */
+uint64_t vmm_state_mem_size(const void *blob, size_t len);
 
 /* CLOCK_MONOTONIC ns of the first KVM_RUN of any vCPU; 0 before. */
 uint64_t vmm_first_entry_ns(const struct vmm *vm);
