@@ -15,6 +15,7 @@
 
 #include "migrate/wire.h"
 #include "util/clock.h"
+#include "util/printable.h"
 
 static const char *const type_names[MIG__TYPE_MAX] = {
 	[MIG_HELLO] = "HELLO", [MIG_HELLO_ACK] = "HELLO_ACK", [MIG_PAGES] = "PAGES",
@@ -264,7 +265,10 @@ int mig_recv(int fd, struct mig_msg *m, uint8_t *buf, size_t cap, const struct m
 	if (ret)
 		return ret;
 	m->payload = buf;
-	return mig_check_payload(m->type, buf, m->len, lim, why, whylen);
+	ret = mig_check_payload(m->type, buf, m->len, lim, why, whylen);
+	if (!ret && m->type == MIG_ERROR)	/* the reason is printed: never raw */
+		printable_inplace(buf, m->len);
+	return ret;
 }
 
 void mig_hello_to_wire(struct mig_hello *h)
