@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * HMAC-SHA256 (RFC 2104) over the in-tree SHA-256 (src/util/sha256.c), so
- * that authenticating migration needs no library.  It runs over a few
- * hundred bytes per connection, never over guest memory.  Checked against
- * the RFC 4231 vectors by tests/migrate-auth.
+ * HMAC-SHA256 (RFC 2104) over src/util/sha256.c, so that authenticating
+ * migration needs no library.  Checked against the RFC 4231 vectors by
+ * tests/migrate-auth.
  */
 #include <string.h>
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* HMAC-SHA256 for migration authentication (no library needed). */
+/* HMAC-SHA256 for migration authentication (no library needed), over the
+ * in-tree SHA-256 of src/util/sha256.c that the chunk store uses too. */
 #ifndef LAZYVM_MIGRATE_HMAC_H
 #define LAZYVM_MIGRATE_HMAC_H
 
