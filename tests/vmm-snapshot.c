@@ -15,6 +15,7 @@
 
 #include "lazyvm.h"
 #include "core/hugetlb.h"
+#include "gmem-test.h"
 #include "tap.h"
 #include "vmtest.h"
 
@@ -63,6 +64,10 @@ static void test_backing(enum lvm_backing b)
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
 	int tests = b == LVM_BACKING_MEMFD ? 4 : 3;
+	static const char *const gmem_names[] = { "gmem: run --snapshot mid-run",
+		"gmem: lazy restore", "gmem: eager restore" };
+	if (b == LVM_BACKING_GMEM && !gmem_test_usable_or_skip(gmem_names, 3))
+		return;
 	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve((long)(MEM >> 21), &res)) {
 		for (int i = 0; i < tests; i++)
 			tap_skip(name, "cannot reserve %llu huge pages", (unsigned long long)(MEM >> 21));
