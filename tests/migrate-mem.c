@@ -279,7 +279,7 @@ int main(void)
 	struct mig_hdr h = { MIG_MAGIC, MIG_VERSION, MIG_HELLO, 32, 0 };
 	bad_stream("garbage bytes", "GET / HTTP/1.1\r\n\r\n", 18, "bad magic");
 	struct mig_hdr v2 = h;
-	v2.version = 2;
+	v2.version = MIG_VERSION + 1;
 	bad_stream("wrong protocol version", &v2, sizeof(v2), "version");
 	bad_stream("truncated HELLO", &h, sizeof(h), "Connection reset");
 	struct mig_hdr big = h;

@@ -233,8 +233,8 @@ int main(void)
 	lost_for_good();
 	refused(want);
 	bad_stream("garbage", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, "bad magic");
-	struct mig_hdr v2 = { MIG_MAGIC, 2, MIG_HELLO, sizeof(struct mig_hello), 0 };
-	bad_stream("wrong version", &v2, sizeof(v2), "protocol version 2");
+	struct mig_hdr v2 = { MIG_MAGIC, MIG_VERSION + 1, MIG_HELLO, sizeof(struct mig_hello), 0 };
+	bad_stream("wrong version", &v2, sizeof(v2), "protocol version");
 	struct mig_hdr h = { MIG_MAGIC, MIG_VERSION, MIG_HELLO, sizeof(struct mig_hello), 0 };
 	bad_stream("truncated HELLO", &h, sizeof(h), "Connection reset");
 	vmtest_rmtree(tmp);
