@@ -16,6 +16,7 @@
 #include "fc/fc.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/ws.h"
+#include "util/sigbus-guard.h"
 
 static const char usage_text[] =
 	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"
@@ -187,6 +188,10 @@ int cmd_fc_serve(int argc, char **argv)
 	int ret = parse_args(argc, argv, &c);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	/* A memory file truncated while served: an error for the VMs it
+	 * serves, not SIGBUS killing the server (and every VM with it). */
+	if ((ret = sigbus_guard_install()))
+		return cli_fail(1, "fc-serve", "installing the SIGBUS guard: %s", strerror(-ret));
 	ret = open_mem_file(c.mem_file, &c.o.src);
 	if (!ret && (ret = load_working_set(&c)))
 		lvm_source_destroy(c.o.src);

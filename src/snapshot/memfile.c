@@ -151,8 +151,30 @@ static int memfile_map(struct snap_memfile *m, char *err, size_t errlen)
 		else
 			m->map = p, m->map_len = (size_t)st.st_size;
 	}
-	close(fd);
-	return ret;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	m->fd = fd;
+	m->st = st;
+	return 0;
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+int snap_memfile_unchanged(const struct snap_memfile *m)
+{
+	struct stat now;
+	if (fstat(m->fd, &now))
+		return -errno;
+	if (now.st_ino != m->st.st_ino || now.st_dev != m->st.st_dev ||
+	    now.st_size != m->st.st_size || !same_time(&now.st_mtim, &m->st.st_mtim) ||
+	    !same_time(&now.st_ctim, &m->st.st_ctim))
+		return -ESTALE;
+	return 0;
 }
 
 int snap_memfile_open(const char *path, struct snap_memfile **out, char *err, size_t errlen)
@@ -163,6 +185,7 @@ int snap_memfile_open(const char *path, struct snap_memfile **out, char *err, si
 		return memfile_fail(err, errlen, -ENOMEM, path, "out of memory");
 	}
 	atomic_init(&m->refs, 1);
+	m->fd = -1;
 	m->uid = atomic_fetch_add(&memfile_next_uid, 1);
 	int ret = memfile_map(m, err, errlen);
 	if (!ret)
@@ -192,6 +215,8 @@ void snap_memfile_put(struct snap_memfile *m)
 		return;
 	if (m->map)
 		munmap((void *)m->map, m->map_len);
+	if (m->fd >= 0)
+		close(m->fd);
 	free(m->entries);
 	free((void *)m->verified);
 	free(m->path);

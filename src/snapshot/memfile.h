@@ -4,6 +4,7 @@
 #define LAZYVM_SNAPSHOT_MEMFILE_H
 
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "snapshot/format.h"
 #include "snapshot/snapshot.h"
@@ -14,6 +15,8 @@ struct snap_memfile {
 	char *path;			/* for messages */
 	const uint8_t *map;		/* the whole file, read-only */
 	size_t map_len;
+	int fd;				/* kept open: fstat tells if the file changed */
+	struct stat st;			/* as it was when opened and checked */
 	struct snap_mem_hdr hdr;
 	struct snap_entry *entries;	/* decoded index, hdr.chunk_count long */
 	_Atomic uint64_t *verified;	/* bit per chunk: stored CRC checked */
@@ -24,6 +27,12 @@ struct snap_memfile {
 int snap_memfile_open(const char *path, struct snap_memfile **out, char *err, size_t errlen);
 struct snap_memfile *snap_memfile_get(struct snap_memfile *m);
 void snap_memfile_put(struct snap_memfile *m);
+/*
+ * Is the file still the one that was opened and checked (same inode, size,
+ * modification and change times)?  0, or -ESTALE: it was rewritten or
+ * truncated while served, and nothing more may be served from it.
+ */
+int snap_memfile_unchanged(const struct snap_memfile *m);
 
 /* Check chunk idx's stored CRC (once; later calls are free).  0 or -EBADMSG. */
 int snap_memfile_check_chunk(struct snap_memfile *m, uint64_t idx);

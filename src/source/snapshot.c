@@ -15,6 +15,7 @@
 #include "snapshot/memfile.h"
 #include "snapshot/zstd.h"
 #include "util/crc32c.h"
+#include "util/sigbus-guard.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */
@@ -166,6 +167,33 @@ static int snap_get_span(struct snap_memfile *m, uint64_t first, uint64_t last,
 	return 0;
 }
 
+struct get_args {
+	struct snap_memfile *m;
+	uint64_t off;
+	size_t len;
+	void *scratch;
+	const void **data;
+};
+
+static int snap_get_guarded(void *arg)
+{
+	struct get_args *a = arg;
+	struct snap_memfile *m = a->m;
+	uint64_t first = a->off / m->hdr.chunk_size;
+	uint64_t last = (a->off + a->len - 1) / m->hdr.chunk_size;
+	if (first == last)
+		return snap_get_in_chunk(m, first, a->off, a->len, a->scratch, a->data);
+	return snap_get_span(m, first, last, a->off, a->len, a->scratch, a->data);
+}
+
+/*
+ * The file must still be the one whose index and CRCs were checked: a file
+ * rewritten or truncated while served is an error (-ESTALE), never bytes
+ * served unverified.  A truncation racing the fstat still cannot kill us:
+ * the reads of the mapping run under the SIGBUS guard (-EIO).  The window
+ * left is a rewrite in place between this check and the COPY that reads a
+ * zero-copy range (docs/security.md).
+ */
 static int snap_source_get(void *ctx, uint64_t off, size_t len, void *scratch,
 			   const void **data)
 {
@@ -174,10 +202,11 @@ static int snap_source_get(void *ctx, uint64_t off, size_t len, void *scratch,
 		return LVM_SOURCE_ZERO;
 	if (off > m->hdr.mem_size || len > m->hdr.mem_size - off)
 		return -ERANGE;
-	uint64_t first = off / m->hdr.chunk_size, last = (off + len - 1) / m->hdr.chunk_size;
-	if (first == last)
-		return snap_get_in_chunk(m, first, off, len, scratch, data);
-	return snap_get_span(m, first, last, off, len, scratch, data);
+	int ret = snap_memfile_unchanged(m);
+	if (ret)
+		return ret;
+	struct get_args a = { m, off, len, scratch, data };
+	return sigbus_guard_run(m->map, m->map_len, snap_get_guarded, &a);
 }
 
 /*

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/sigbus-guard.h"
 #include "vmm/vmm-internal.h"
 
 static void vcpu_on_kick(int sig)
@@ -36,6 +37,7 @@ static __thread struct vcpu *vcpu_self;
 static void vcpu_on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
+	sigbus_guard_catch(si);	/* a snapshot file truncated under a reader */
 	struct vcpu *v = vcpu_self;
 	if (v && (si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO)) {
 		v->poisoned_addr = (uintptr_t)si->si_addr;
@@ -258,5 +260,8 @@ int vcpu_install_kick_handler(void)
 	sa.sa_handler = NULL;
 	sa.sa_sigaction = vcpu_on_sigbus;
 	sa.sa_flags = SA_SIGINFO;
-	return sigaction(SIGBUS, &sa, NULL) ? -errno : 0;
+	if (sigaction(SIGBUS, &sa, NULL))
+		return -errno;
+	sigbus_guard_enable();
+	return 0;
 }
