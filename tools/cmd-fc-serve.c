@@ -22,7 +22,8 @@ static const char usage_text[] =
 	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"
 	"                       [--allow-uid UID]... [--prefault all|none]\n"
 	"                       [--prefetch ws|all|none]\n"
-	"                       [--stats-json FILE] [--threads N] [--ready-fd FD]\n";
+	"                       [--stats-json FILE] [--threads N] [--ready-fd FD]\n"
+	"                       [--max-vms N]\n";
 
 static struct fc_server *volatile signal_server;
 
@@ -60,6 +61,7 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		{ "threads", required_argument, NULL, 't' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "prefetch", required_argument, NULL, 'w' },
+		{ "max-vms", required_argument, NULL, 'x' },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
@@ -91,6 +93,12 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 			if (cli_parse_uint(optarg, 64, &v))
 				return cli_fail(EXIT_USAGE, "fc-serve", "bad --threads '%s' (0..64)", optarg);
 			c->o.threads = (unsigned)v;
+			break;
+		case 'x':
+			if (cli_parse_uint(optarg, 4096, &v) || !v)
+				return cli_fail(EXIT_USAGE, "fc-serve", "bad --max-vms '%s' (1..4096)",
+						optarg);
+			c->o.max_vms = (unsigned)v;
 			break;
 		case 'r':
 			if (cli_parse_uint(optarg, 1u << 20, &v))

@@ -95,6 +95,8 @@ int fc_check_peer(int sock, const uid_t *allowed, unsigned nallowed, uid_t *uid,
 struct fc_server;
 struct ws;
 
+#define FC_MAX_VMS 64
+
 struct fc_server_opts {
 	const char *socket_path;
 	struct lvm_source *src;		/* the memory file; shared by every VM */
@@ -108,6 +110,9 @@ struct fc_server_opts {
 	unsigned threads;		/* engine threads per VM; 0 = one per CPU */
 	size_t fault_around;		/* bytes served per 4 KiB fault; 0 = 64 KiB */
 	int handshake_timeout_ms;	/* 0 = 10 s */
+	/* VMs connected at once (each has its own engine threads); more are
+	 * refused with a log line.  0 = FC_MAX_VMS. */
+	unsigned max_vms;
 	/* One line per event (VM served, finished, refused); NULL = stderr. */
 	void (*log)(void *ctx, const char *line);
 	void *log_ctx;

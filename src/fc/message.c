@@ -113,6 +113,49 @@ static ssize_t recv_part(int sock, char *buf, size_t room, int *fd, unsigned *nf
 	return n;
 }
 
+/*
+ * Where the top-level JSON array ends, found incrementally: the message is
+ * parsed once it could be complete, not after every recv (a peer sending a
+ * byte at a time would make that quadratic).  Brackets inside strings do
+ * not count.  A message not starting with '[' is "complete" at once: the
+ * parser then says what is wrong with it.
+ */
+struct json_scan {
+	size_t at;	/* bytes scanned */
+	int depth;
+	bool started, in_str, esc;
+};
+
+static bool json_scan_complete(struct json_scan *sc, const char *buf, size_t have)
+{
+	for (; sc->at < have; sc->at++) {
+		char c = buf[sc->at];
+		if (sc->in_str) {
+			if (sc->esc)
+				sc->esc = false;
+			else if (c == '\\')
+				sc->esc = true;
+			else if (c == '"')
+				sc->in_str = false;
+			continue;
+		}
+		if (!sc->started && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
+			continue;
+		if (!sc->started && c != '[')
+			return true;
+		sc->started = true;
+		if (c == '"')
+			sc->in_str = true;
+		else if (c == '[' || c == '{')
+			sc->depth++;
+		else if ((c == ']' || c == '}') && --sc->depth == 0) {
+			sc->at++;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Read until the JSON parses (or cannot), the peer closes, or the deadline. */
 static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out,
 		     unsigned max, int *fd, unsigned *nfds, bool *ctrunc, char *err,
@@ -120,6 +163,7 @@ static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out
 {
 	int64_t deadline = (int64_t)mono_now_ms() + timeout_ms;
 	size_t have = 0;
+	struct json_scan sc = { 0 };
 	for (;;) {
 		int64_t left = deadline - (int64_t)mono_now_ms();
 		struct pollfd pfd = { sock, POLLIN, 0 };
@@ -140,6 +184,8 @@ static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out
 			return errmsg_set(err, errlen, -ECONNRESET, "peer closed the connection %s",
 				      have ? "in the middle of the message" : "without a message");
 		have += (size_t)n;
+		if (!json_scan_complete(&sc, buf, have) && have < FC_MAX_MSG)
+			continue;
 		char perr[160];
 		int ret = fc_parse_mappings(buf, have, out, max, perr, sizeof(perr));
 		if (ret == -ENODATA && have < FC_MAX_MSG)

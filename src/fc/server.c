@@ -147,6 +147,7 @@ static unsigned reap_vms(struct fc_server *s, bool all)
 			continue;
 		}
 		*pp = vm->next;
+		s->nvms--;
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(vm->thread, NULL);
 		served += vm->rec.served;
@@ -155,6 +156,22 @@ static unsigned reap_vms(struct fc_server *s, bool all)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return served;
+}
+
+/* Each VM costs a thread and an engine (its own threads): bound them, so a
+ * local peer opening connections cannot exhaust the server. */
+static bool server_full(struct fc_server *s, pid_t pid)
+{
+	unsigned max = s->o.max_vms ? s->o.max_vms : FC_MAX_VMS;
+	pthread_mutex_lock(&s->lock);	/* ended, unreaped VMs count until reaped */
+	bool full = s->nvms >= max;
+	if (full)
+		s->refused++;
+	pthread_mutex_unlock(&s->lock);
+	if (full)
+		fc_server_log(s, "connection from pid %d refused: %u VMs connected, the limit "
+			      "(--max-vms)", (int)pid, max);
+	return full;
 }
 
 static void accept_one(struct fc_server *s)
@@ -178,6 +195,10 @@ static void accept_one(struct fc_server *s)
 		close(fd);
 		return;
 	}
+	if (server_full(s, pid)) {
+		close(fd);
+		return;
+	}
 	struct fc_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		fc_server_log(s, "connection from pid %d dropped: out of memory", (int)pid);
@@ -194,6 +215,7 @@ static void accept_one(struct fc_server *s)
 	if (!ret) {
 		vm->next = s->vms;
 		s->vms = vm;
+		s->nvms++;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {

@@ -51,6 +51,7 @@ struct fc_server {
 	pthread_mutex_t lock;	/* vms, records */
 	struct fc_vm *vms;	/* live VM threads */
 	unsigned next_id;
+	unsigned nvms;		/* VM threads not yet reaped (under lock) */
 	struct fc_vm_record *records;
 	size_t nrecords, caprecords;
 	uint64_t refused;	/* connections closed by the peer check */
