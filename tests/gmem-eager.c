@@ -26,7 +26,7 @@ int main(void)
 	const char *name = "gmem eager fill: 16 MiB from a file, content equals the file";
 	char path[64];
 	tap_plan(1);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 
 	struct lvm_probe pm = { .struct_size = sizeof(pm) }, pn = { .struct_size = sizeof(pn) };
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);

@@ -129,7 +129,7 @@ int main(void)
 {
 	char path[64];
 	tap_plan(3);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 	vm_fd = gmem_test_vm();
 	int fd = mixed_file(path, sizeof(path));
 	if (fd < 0)

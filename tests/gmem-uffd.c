@@ -233,7 +233,7 @@ static void baseline_diag(void)
 int main(void)
 {
 	tap_plan(4);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 	vm_fd = gmem_test_vm();
 	int fd = pattern_file(REGION, src_path, sizeof(src_path));
 	if (fd < 0)

@@ -248,10 +248,18 @@ int backing_can_userfault(struct lvm_mem *mem, int uffd, enum lvm_mode m, bool f
 
 bool backing_is_present(struct lvm_mem *mem, uint64_t off)
 {
-	/* mincore reports page-cache residency for shared file mappings and
-	 * mapped pages for anon: exactly get_folio_noalloc's question. */
-	unsigned char vec = 0;
 	uint64_t page = off & ~(uint64_t)(mem->page_size - 1);
+	/* File-backed: does the file hold data there?  SEEK_DATA counts
+	 * swapped-out shmem pages as data (mapping_seek_hole_data treats a swap
+	 * entry like a page; tests/engine-swap checks it), where mincore would
+	 * call them absent.  get_folio_noalloc's question is "is there content",
+	 * not "is it in RAM". */
+	if (mem->fd >= 0) {
+		off_t d = lseek(mem->fd, (off_t)page, SEEK_DATA);
+		return d >= 0 && (uint64_t)d == page;
+	}
+	/* anon: a mapped page (nothing else can hold its content) */
+	unsigned char vec = 0;
 	if (mincore((uint8_t *)mem->addr + page, mem->page_size, &vec))
 		return false;
 	return vec & 1;

@@ -289,7 +289,14 @@ static int fail_locked(struct lvm_engine *e, struct lvm_source *src, uint64_t of
 		    !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
 			continue;
 		struct run run = { r, p + i, p + i + 1 };
-		engine_fail_run(e, &run, err ? err : -EIO, "source reported failure");
+		struct worker *w = e->started ? e->supply_worker : NULL;
+		if (w)
+			pthread_mutex_lock(&e->supply_lock);
+		engine_fail_run(e, w, &run, err ? err : -EIO, "source reported failure");
+		if (w) {
+			engine_serve_queued(w);
+			pthread_mutex_unlock(&e->supply_lock);
+		}
 	}
 	return 0;
 }

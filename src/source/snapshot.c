@@ -14,10 +14,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "util/crc32c.h"
 #include "snapshot/memfile.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/zstd.h"
+#include "util/crc32c.h"
 #include "util/errmsg.h"
 
 #ifndef MADV_POPULATE_READ

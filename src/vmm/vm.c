@@ -15,15 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "util/clock.h"
 #include "vmm/vmm-internal.h"
-#include "layout.h"
 
 uint64_t vmm_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return mono_now_ns();
 }
 
 static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)
@@ -148,6 +146,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->seed = o->seed;
 	vm->tl = o->timeline;
 	vm->iterations = o->iterations;
+	vm->fill_pages = o->fill_pages;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
 	pthread_mutex_init(&vm->lock, NULL);
 	serial_init(&vm->serial, o->serial_fd);
