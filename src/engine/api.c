@@ -118,7 +118,7 @@ static int engine_alloc_units(struct lvm_engine *e)
 {
 	size_t unit = e->opts.fault_around;
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
-	if (e->opts.background_fill && chunk > unit)
+	if ((e->opts.background_fill || e->nprefetch) && chunk > unit)
 		unit = chunk;
 	/* At least the biggest page there is (2 MiB hugetlb), so a region added
 	 * while the engine runs always fits the workers' scratch. */
@@ -182,7 +182,7 @@ int lvm_engine_start(struct lvm_engine *e)
 				      e->workers[e->nthreads]);
 		e->nthreads += !ret;
 	}
-	if (!ret && e->opts.background_fill)
+	if (!ret && (e->opts.background_fill || e->nprefetch))
 		ret = engine_fill_start(e);
 	if (ret)
 		lvm_engine_stop(e);
@@ -249,6 +249,7 @@ void lvm_engine_destroy(struct lvm_engine *e)
 		worker_free(e->workers[i]);
 	free(e->workers);
 	free(e->threads);
+	free(e->prefetch);
 	if (e->zero_buf)
 		munmap(e->zero_buf, e->max_unit);
 	if (e->uffd >= 0)
@@ -278,6 +279,7 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out)
 	s->faults_dup = atomic_load(&e->st.faults_dup);
 	s->pages_demand = atomic_load(&e->st.pages_demand);
 	s->pages_background = atomic_load(&e->st.pages_background);
+	s->pages_prefetch = atomic_load(&e->st.pages_prefetch);
 	s->pages_zero = atomic_load(&e->st.pages_zero);
 	s->pages_failed = atomic_load(&e->st.pages_failed);
 	s->remove_events = atomic_load(&e->st.remove_events);

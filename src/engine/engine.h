@@ -91,6 +91,14 @@ struct worker {
 	int nfaults;
 	uint8_t *scratch;
 	size_t scratch_size;
+	bool prefetching;	/* the fill thread, on the prefetch list: its counter */
+};
+
+/* A range lvm_engine_prefetch() queued: pages [lo, hi) of region id (by
+ * id, not pointer: the region may be removed before the fill gets there). */
+struct prefetch_range {
+	uint64_t id;
+	uint64_t lo, hi;
 };
 
 struct lvm_engine {
@@ -125,6 +133,8 @@ struct lvm_engine {
 	bool fill_running;
 	_Atomic bool fill_finished;	/* set under regions_lock: no region left */
 	pthread_mutex_t process_lock;	/* one lvm_engine_process() at a time */
+	struct prefetch_range *prefetch;	/* queued before start, in order */
+	size_t nprefetch, prefetch_cap;
 	bool started;
 	int stop_efd;
 	_Atomic bool stopping;
@@ -139,7 +149,7 @@ struct lvm_engine {
 	struct {
 		_Atomic uint64_t faults, faults_dup, pages_demand, pages_background,
 			pages_zero, pages_failed, remove_events, unmap_events,
-			remap_events, eagain_retries;
+			remap_events, eagain_retries, pages_prefetch;
 	} st;
 	struct histogram fault_lat;
 

@@ -74,6 +74,9 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 			win_hi = r->npages;
 		if (engine_claim_run(e, r, p, win_lo, win_hi, &run)) {
 			engine_fetch_install(w, &run, false);
+			if (e->opts.on_demand)	/* after the install: the vCPU runs again */
+				e->opts.on_demand(e->opts.on_demand_ctx, r->src,
+						  r->src_off + (p << r->pshift));
 			break;
 		}
 		atomic_fetch_add(&e->st.faults_dup, 1);	/* lost the race: the claimer wakes us */
@@ -216,8 +219,9 @@ static struct region *fill_next_region(struct lvm_engine *e, struct fill_cursor 
 	return NULL;
 }
 
-/* Fill one chunk of r from *page on (the first MISSING page there). */
-static void fill_chunk(struct worker *w, struct region *r, uint64_t *page)
+/* Fill one chunk of r from *page on (the first MISSING page there), below
+ * page end. */
+static void fill_chunk(struct worker *w, struct region *r, uint64_t *page, uint64_t end)
 {
 	struct lvm_engine *e = w->e;
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
@@ -225,12 +229,12 @@ static void fill_chunk(struct worker *w, struct region *r, uint64_t *page)
 	uint64_t piece = FILL_PIECE > r->psz ? FILL_PIECE >> r->pshift : 1;
 	uint64_t p = *page;
 
-	while (p < r->npages && page_get(r, p) != PG_MISSING)
+	while (p < end && page_get(r, p) != PG_MISSING)
 		p++;
 	*page = p;
 	struct run run;
-	uint64_t hi = p + span < r->npages ? p + span : r->npages;
-	if (p >= r->npages || !engine_claim_run(e, r, p, p, hi, &run))
+	uint64_t hi = p + span < end ? p + span : end;
+	if (p >= end || !engine_claim_run(e, r, p, p, hi, &run))
 		return;	/* done, or a fault claimed it first: look again */
 	*page = run.hi;
 	const void *data;
@@ -250,23 +254,70 @@ static void fill_chunk(struct worker *w, struct region *r, uint64_t *page)
 	}
 }
 
-static void *engine_fill_thread(void *arg)
+/* Under regions_lock: the region with that id, NULL once it was removed. */
+static struct region *region_by_id(struct lvm_engine *e, uint64_t id)
 {
-	struct worker *w = arg;
+	for (unsigned i = 0; i < e->nregions; i++)
+		if (e->regions[i]->id == id)
+			return e->regions[i];
+	return NULL;
+}
+
+/* One range of the prefetch list, a chunk per hold of regions_lock. */
+static void fill_prefetch_range(struct worker *w, const struct prefetch_range *pr)
+{
+	struct lvm_engine *e = w->e;
+	for (uint64_t page = pr->lo; !atomic_load(&e->stopping); ) {
+		fill_yield_to_demand(e);
+		pthread_rwlock_rdlock(&e->regions_lock);
+		struct region *r = region_by_id(e, pr->id);
+		bool more = r && page < pr->hi && !atomic_load(&r->gone);
+		if (more)
+			fill_chunk(w, r, &page, pr->hi);
+		pthread_rwlock_unlock(&e->regions_lock);
+		if (!more)
+			return;
+	}
+}
+
+/* Everything still missing, region by region in the order they were added. */
+static void fill_everything(struct worker *w)
+{
 	struct lvm_engine *e = w->e;
 	struct fill_cursor c = { 0, 0 };
-
-	fill_wait_first_fault(e);
 	while (!atomic_load(&e->stopping)) {
 		fill_yield_to_demand(e);
 		pthread_rwlock_rdlock(&e->regions_lock);
 		struct region *r = fill_next_region(e, &c);
 		if (r)
-			fill_chunk(w, r, &c.page);
+			fill_chunk(w, r, &c.page, r->npages);
 		pthread_rwlock_unlock(&e->regions_lock);
 		if (!r)
-			break;
+			return;
 	}
+}
+
+/*
+ * The prefetch list first (lvm_engine_prefetch: a working set in the order
+ * the guest touched it), at once: it is meant to be ahead of the vCPUs.
+ * Then, with background_fill, everything else in address order.
+ */
+static void *engine_fill_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct lvm_engine *e = w->e;
+	w->prefetching = true;
+	for (size_t i = 0; i < e->nprefetch && !atomic_load(&e->stopping); i++)
+		fill_prefetch_range(w, &e->prefetch[i]);
+	w->prefetching = false;
+	if (!e->opts.background_fill)
+		return NULL;
+	/* After a working set, the rest is what the guest did not need first:
+	 * it gets the CPUs the vCPUs leave idle, not theirs (2 cores here). */
+	if (e->nprefetch)
+		thread_set_bulk();
+	fill_wait_first_fault(e);
+	fill_everything(w);
 	return NULL;
 }
 

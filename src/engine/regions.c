@@ -276,6 +276,34 @@ int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64
 	return 0;
 }
 
+int lvm_engine_prefetch(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+			size_t len)
+{
+	/* Before start nothing else looks at the table: no lock needed. */
+	uint64_t p = 0;
+	struct region *r = region_of_source(e, src, off, &p);
+	if (e->started)
+		return -EBUSY;
+	if (!r || !len || (off - r->src_off) % r->psz || len > r->size - (off - r->src_off))
+		return -EINVAL;
+	uint64_t hi = p + ((len + r->psz - 1) >> r->pshift);
+	struct prefetch_range *last = e->nprefetch ? &e->prefetch[e->nprefetch - 1] : NULL;
+	if (last && last->id == r->id && last->hi == p) {	/* one longer run */
+		last->hi = hi;
+		return 0;
+	}
+	if (e->nprefetch == e->prefetch_cap) {
+		size_t cap = e->prefetch_cap ? e->prefetch_cap * 2 : 64;
+		struct prefetch_range *v = realloc(e->prefetch, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		e->prefetch = v;
+		e->prefetch_cap = cap;
+	}
+	e->prefetch[e->nprefetch++] = (struct prefetch_range){ r->id, p, hi };
+	return 0;
+}
+
 static int fail_locked(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		       size_t len, int err)
 {
