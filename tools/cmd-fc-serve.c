@@ -129,10 +129,9 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 /* Flat raw image (Firecracker's) or lazyvm snapshot memory, by its header. */
 static int open_mem_file(const char *path, struct lvm_source **src)
 {
-	char err[256];
 	if (snapshot_is_memory_file(path)) {
-		int ret = snapshot_memory_file_source(path, src, err, sizeof(err));
-		return ret ? cli_fail(EXIT_BADDATA, "fc-serve", "%s", err) : 0;
+		int ret = lvm_source_snapshot_open(path, src);
+		return ret ? cli_fail(EXIT_BADDATA, "fc-serve", "%s", lvm_last_error()) : 0;
 	}
 	int ret = lvm_source_file_open(path, 0, src);
 	if (ret)

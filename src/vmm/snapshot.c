@@ -116,13 +116,13 @@ int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 {
 	struct lvm_mem *mem = vmm_mem(vm);
 	struct live_ctx l = { .base = lvm_mem_addr(mem), .chunk = vm_snapshot_chunk(vm) };
-	struct wp_tracker *t = NULL;
+	struct lvm_wp *t = NULL;
 	vmm_pause(vm);
 	int ret = vm_snapshot_begin(vm, dir, info, &l.w, err, errlen);
 	if (ret)
 		return ret;
 	progress_init(&l.p, "live snapshot", lvm_mem_size(mem));
-	ret = wp_tracker_start(mem, l.chunk, live_first_write, &l, &t);
+	ret = lvm_wp_start(mem, l.chunk, live_first_write, &l, &t);
 	vmm_resume(vm);
 	if (ret) {
 		snapshot_writer_abort(l.w);
@@ -130,12 +130,12 @@ int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 			 lvm_backing_name(lvm_mem_backing(mem)), strerror(-ret));
 		return ret;
 	}
-	uint64_t chunks = wp_tracker_chunks(t);
+	uint64_t chunks = lvm_wp_chunks(t);
 	for (uint64_t c = 0; c < chunks && !ret; c++) {
-		int r = wp_tracker_take(t, c);
+		int r = lvm_wp_take(t, c);
 		ret = r < 0 ? r : 0;
 	}
-	wp_tracker_stop(t);
+	lvm_wp_stop(t);
 	progress_done(&l.p);
 	if (!ret)
 		ret = atomic_load(&l.err);
