@@ -203,6 +203,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -Iguests -DLVM_FU
 	       $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD)
 LIB_ASM_OBJS := $(VMM_ASM:%.S=$(BUILD)/%.o)
 fuzz: $(FUZZ_BINS)
+.PRECIOUS: $(BUILD)/fuzz-obj/%.o
 
 $(BUILD)/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
