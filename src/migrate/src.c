@@ -51,7 +51,7 @@ struct mig_src {
 	struct progress bar;		/* units the destination has (or gets) */
 	struct histogram req_lat;	/* request received -> answer sent */
 	struct mig_stats st;
-	_Atomic uint64_t n_req;
+	_Atomic uint64_t n_req, wire_bytes;
 	char *err;
 	size_t errlen;
 	char why[200];			/* detail of the last failed exchange */
@@ -98,6 +98,8 @@ static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
 				   zero ? 0 : k * s->lim.unit);
 		if (ret)
 			return ret;
+		atomic_fetch_add(&s->wire_bytes, sizeof(struct mig_hdr) + sizeof(pg) +
+				 (zero ? 0 : k * s->lim.unit));
 		for (uint64_t i = 0; i < k; i++)
 			if (!atomic_exchange(&s->sent[u + i], 1))
 				atomic_fetch_add(&s->nsent, 1);
@@ -412,6 +414,7 @@ static int src_send_state(struct mig_src *s)
 	struct mig_stamp st = { s->stop_realtime_ns, len };
 	mig_stamp_to_wire(&st);
 	ret = mig_send(s->main_fd, MIG_STATE, &st, sizeof(st), blob, len);
+	atomic_fetch_add(&s->wire_bytes, sizeof(struct mig_hdr) + sizeof(st) + len);
 	free(blob);
 	return ret;
 }
@@ -582,6 +585,7 @@ static void src_fill_stats(struct mig_src *s, struct mig_stats *out)
 {
 	s->st.total_ms = (clock_now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
 	s->st.pages_postcopy_request = atomic_load(&s->n_req);
+	s->st.wire_bytes = atomic_load(&s->wire_bytes);
 	histogram_summary(&s->req_lat, &s->st.remote_fault);
 	if (s->started_realtime_ns > s->stop_realtime_ns && s->stop_realtime_ns)
 		s->st.downtime_ms = (s->started_realtime_ns - s->stop_realtime_ns) / 1000000;
