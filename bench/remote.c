@@ -163,12 +163,10 @@ static int push_and_dedup(const char *snap, uint64_t mib)
 		sscanf(p + 17, "%ld chunks, %ld with a fetched page, %ld uploaded, %ld referenced",
 		       &chunks, &dirty, &up, &refd);
 	if (st && !strstr(out, "RESULT"))
-		printf("second snapshot: %s
-", out);
+		printf("second snapshot: %s\n", out);
 	else
 		printf("second snapshot 2 s later (diff): %ld chunks, %ld read, %ld uploaded, %ld "
-		       "shared with the first: dedup ratio %.3f
-", chunks, dirty, up, refd,
+		       "shared with the first: dedup ratio %.3f\n", chunks, dirty, up, refd,
 		       chunks > 0 ? (double)refd / (double)(refd + up) : 0);
 	return 0;
 }
