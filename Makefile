@@ -123,6 +123,7 @@ $(LIB_SO): $(LIB_OBJS) lazyvm.map
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -Wl,--version-script=lazyvm.map \
 	  -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDLIBS)
+	$(Q)ln -sf liblazyvm.so $(BUILD)/liblazyvm.so.0	# the soname, for programs run from the tree
 
 $(VMM_A): $(VMM_OBJS)
 $(MIG_A): $(MIG_OBJS)
