@@ -198,7 +198,11 @@ static void fill_range(struct worker *w, struct region *r, uint64_t lo, uint64_t
 	for (uint64_t p = lo; p < end && !atomic_load(&e->stopping); ) {
 		if (atomic_load(&r->gone))
 			return;
-		fill_yield_to_demand(e);
+		/* The working set must stay ahead of the vCPUs: handler threads
+		 * serve their faults meanwhile (on the other CPUs); only the
+		 * background fill of the rest waits for them. */
+		if (!w->prefetching)
+			fill_yield_to_demand(e);
 		if (page_get(r, p) != PG_MISSING) {
 			p++;
 			continue;
