@@ -22,6 +22,7 @@ struct run_opts {
 	const char *snapshot;
 	uint64_t after_ms;
 	bool live;
+	bool prefault;
 	struct run_migrate_opts mig;
 };
 
@@ -31,12 +32,15 @@ static int run_usage(FILE *f, int status)
 		"  --snapshot DIR       snapshot the guest mid-run into DIR and exit\n"
 		"  --snapshot-after-ms MS  when (default 0: right after start)\n"
 		"  --live               keep the guest running while the snapshot is written\n"
-		"                       (uffd write-protect, point-in-time); it then finishes\n%s",
+		"                       (uffd write-protect, point-in-time); it then finishes\n"
+		"  --prefault           all guest memory writable and populated before the\n"
+		"                       guest runs (MADV_POPULATE_WRITE; KVM_PRE_FAULT_MEMORY\n"
+		"                       where the kernel has it)\n%s",
 		vm_cli_usage, run_migrate_usage);
 	return status;
 }
 
-enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE };
+enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE, RUN_OPT_PREFAULT };
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
@@ -45,6 +49,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "snapshot", required_argument, NULL, RUN_OPT_SNAPSHOT },
 		{ "snapshot-after-ms", required_argument, NULL, RUN_OPT_AFTER_MS },
 		{ "live", no_argument, NULL, RUN_OPT_LIVE },
+		{ "prefault", no_argument, NULL, RUN_OPT_PREFAULT },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
@@ -57,6 +62,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			return run_usage(stdout, 0) - 1;
 		case RUN_OPT_LIVE:
 			o->live = true;
+			break;
+		case RUN_OPT_PREFAULT:
+			o->prefault = true;
 			break;
 		case RUN_OPT_SNAPSHOT:
 			o->snapshot = optarg;
@@ -143,6 +151,10 @@ int cmd_run(int argc, char **argv)
 		ret = cli_fail(1, "run", "%s", err);
 	else if ((ret = vmm_load_guest(vm, err, sizeof(err))))
 		ret = cli_fail(1, "run", "%s", err);
+	else if (o.prefault && (ret = vmm_prefault(vm, err, sizeof(err))))
+		ret = cli_fail(1, "run", "%s", err);
+	if (vm && o.prefault)
+		vm_stats_add(&st, "prefault", "\"%s\"", vmm_kvm_prefaulted(vm) ? "host+kvm" : "host");
 	else
 		ret = run_guest(vm, &o, &st);
 	if (vm)
