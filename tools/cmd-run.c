@@ -153,10 +153,10 @@ int cmd_run(int argc, char **argv)
 		ret = cli_fail(1, "run", "%s", err);
 	else if (o.prefault && (ret = vmm_prefault(vm, err, sizeof(err))))
 		ret = cli_fail(1, "run", "%s", err);
-	if (vm && o.prefault)
-		vm_stats_add(&st, "prefault", "\"%s\"", vmm_kvm_prefaulted(vm) ? "host+kvm" : "host");
 	else
 		ret = run_guest(vm, &o, &st);
+	if (vm && o.prefault)
+		vm_stats_add(&st, "prefault", "\"%s\"", vmm_kvm_prefaulted(vm) ? "host+kvm" : "host");
 	if (vm)
 		st.first_entry_ns = vmm_first_entry_ns(vm);
 	st.end_ns = mono_now_ns();
