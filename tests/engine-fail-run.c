@@ -131,7 +131,7 @@ int main(void)
 	struct lvm_engine_opts eo;
 	struct lvm_mem *mem;
 	struct lvm_source *src;
-	struct lvm_engine *e;
+	struct lvm_engine *e = NULL;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;	/* one blocks in the source, the other reads events */
 	eo.fault_around = RUN_PAGES * PAGE;

@@ -41,7 +41,7 @@ struct mig_src {
 	_Atomic uint8_t *sent;		/* per unit: the destination has (or gets) it */
 	_Atomic uint8_t *dirty;		/* per WP chunk: written since last sent */
 	size_t chunk;
-	struct wp_tracker *wp;
+	struct lvm_wp *wp;
 	pthread_t req_thread;
 	bool req_running;
 	_Atomic bool req_broken;
@@ -348,7 +348,7 @@ static int src_precopy(struct mig_src *s)
 		return 0;
 	bool autor = s->o->precopy_rounds == MIG_PRECOPY_AUTO;
 	uint64_t nchunks = (s->lim.mem_size + s->chunk - 1) / s->chunk, upc = units_per_chunk(s);
-	int ret = wp_tracker_start(s->mem, s->chunk, src_first_write, s, &s->wp);
+	int ret = lvm_wp_start(s->mem, s->chunk, src_first_write, s, &s->wp);
 	if (ret)
 		return src_fail(s, ret, "write-protect tracking for pre-copy: %s", strerror(-ret));
 	for (unsigned round = 1; autor || round <= s->o->precopy_rounds; round++) {
@@ -357,7 +357,7 @@ static int src_precopy(struct mig_src *s)
 			if (round > 1) {	/* only what was written since */
 				if (!atomic_exchange(&s->dirty[c], 0))
 					continue;
-				if ((ret = wp_tracker_protect(s->wp, c)))
+				if ((ret = lvm_wp_protect(s->wp, c)))
 					return src_fail(s, ret, "re-protecting: %s", strerror(-ret));
 			}
 			uint64_t u = c * upc, n = u + upc > s->nunits ? s->nunits - u : upc;
@@ -632,7 +632,7 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	else if (s.bar.drawn)
 		fputc('\n', stderr);
 	if (s.wp)
-		wp_tracker_stop(s.wp);
+		lvm_wp_stop(s.wp);
 	if (ret)	/* every failure is reported, even one without context */
 		src_fail(&s, ret, "%s", strerror(-ret));
 	if (!gone) {
