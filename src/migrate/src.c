@@ -70,8 +70,7 @@ static int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
 /* A new bar per phase; it counts units the destination has or is getting. */
 static void src_progress_phase(struct mig_src *s, const char *label)
 {
-	if (s->bar.drawn)
-		fputc('\n', stderr);
+	progress_end(&s->bar);
 	progress_init(&s->bar, label, s->lim.mem_size);
 	if (!s->o->progress)
 		progress_set_enabled(&s->bar, false);
@@ -629,8 +628,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	}
 	if (!ret)
 		progress_done(&s.bar);
-	else if (s.bar.drawn)
-		fputc('\n', stderr);
+	else
+		progress_end(&s.bar);
 	if (s.wp)
 		lvm_wp_stop(s.wp);
 	if (ret)	/* every failure is reported, even one without context */
