@@ -73,6 +73,7 @@ struct region {
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
 	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
 	int pwrite_fd;		/* MINOR on shmem: fill the page cache with pwrite; else -1 */
+	uint64_t pwrite_off;	/* file offset of the region's first byte (lvm_mem_wrap) */
 	struct lvm_source *src;
 	uint64_t src_off;
 	_Atomic uint8_t *state;

@@ -72,7 +72,8 @@ static void install_fill_cache(struct lvm_engine *e, struct region *r, uint64_t 
 	uint64_t off = a << r->pshift, put = 0;
 	const uint8_t *from = src ? src : e->zero_buf;
 	while (r->pwrite_fd >= 0 && put < len && (src || len <= e->max_unit)) {
-		ssize_t n = pwrite(r->pwrite_fd, from + put, len - put, (off_t)(off + put));
+		ssize_t n = pwrite(r->pwrite_fd, from + put, len - put,
+				   (off_t)(r->pwrite_off + off + put));
 		if (n <= 0)
 			break;
 		put += (uint64_t)n;

@@ -138,6 +138,7 @@ static int engine_add_own(struct lvm_engine *e, struct lvm_mem *mem, struct lvm_
 	 * without a page fault per page on the alias (hugetlbfs and guest_memfd
 	 * have no write path; they keep the alias). */
 	r->pwrite_fd = r->minor && lvm_mem_backing(mem) == LVM_BACKING_MEMFD ? mem->fd : -1;
+	r->pwrite_off = mem->fd_off;
 	/* UFFDIO_ZEROPAGE is for private anon; shared memory takes a COPY of zeros. */
 	r->zeropage_ok = r->zeropage_ok && mem->fd < 0;
 	return engine_add_region(e, r);
