@@ -41,6 +41,7 @@ static int run_usage(FILE *f, int status)
 		"                       guest runs (MADV_POPULATE_WRITE; KVM_PRE_FAULT_MEMORY\n"
 		"                       where the kernel has it)\n"
 		"  --fill SIZE          workload: first write SIZE of memory with non-zero data\n"
+		"                       (dirty: SIZE is its dirty set; default all of memory)\n"
 		"                       (all of it when larger); snapshot and migration points\n"
 		"                       count from the end of that phase\n%s",
 		vm_cli_usage, run_migrate_usage);
@@ -101,8 +102,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		return cli_fail(EXIT_USAGE, "run", "unexpected argument '%s'", argv[optind]);
 	if (o->live && !o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
-	if (o->fill && strcmp(o->vm.guest, "workload"))
-		return cli_fail(EXIT_USAGE, "run", "--fill is for the workload guest");
+	if (o->fill && strcmp(o->vm.guest, "workload") && strcmp(o->vm.guest, "dirty"))
+		return cli_fail(EXIT_USAGE, "run", "--fill is for the workload and dirty guests");
 	if (o->mig.to && o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--migrate-to and --snapshot exclude each other");
 	return 0;
