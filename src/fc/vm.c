@@ -85,6 +85,11 @@ static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 	ret = vm_engine(vm, m, (unsigned)n, uffd, e);
 	if (ret)
 		return ret;
+	memcpy(vm->map, m, (size_t)n * sizeof(m[0]));
+	vm->nmap = (unsigned)n;
+	pthread_mutex_lock(&s->lock);
+	vm->engine = *e;
+	pthread_mutex_unlock(&s->lock);
 	vm->rec.regions = (unsigned)n;
 	vm->rec.page_size = m[0].page_size;
 	for (int i = 0; i < n; i++)
@@ -126,6 +131,13 @@ static void vm_log_served(struct fc_vm *vm)
 static void vm_finish(struct fc_vm *vm, struct lvm_engine *e, const char *why)
 {
 	struct fc_vm_record *r = &vm->rec;
+	/* A stopping server leaves no page behind: once the uffd is closed the
+	 * kernel would hand the VM zero pages for whatever was never served. */
+	if (atomic_load(&vm->s->stopping) && !lvm_engine_error(e)[0])
+		fc_vm_drain(vm, e);
+	pthread_mutex_lock(&vm->s->lock);
+	vm->engine = NULL;
+	pthread_mutex_unlock(&vm->s->lock);
 	lvm_engine_stop(e);
 	r->st.struct_size = sizeof(r->st);
 	lvm_engine_stats(e, &r->st);
