@@ -30,9 +30,16 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+/* Free and not promised to a mapping: free_hugepages counts reserved pages
+ * too, and a reservation (a hugetlb mapping not yet touched, or one the
+ * kernel leaked) makes a new mapping fail although the pages look free. */
 long hugetlb_free_pages(void)
 {
-	return read_long(HP_DIR "free_hugepages");
+	long free_pages = read_long(HP_DIR "free_hugepages");
+	long resv = read_long(HP_DIR "resv_hugepages");
+	if (free_pages < 0 || resv < 0)
+		return free_pages < 0 ? free_pages : resv;
+	return free_pages > resv ? free_pages - resv : 0;
 }
 
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
