@@ -30,16 +30,16 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
-/* Free and not promised to a mapping: free_hugepages counts reserved pages
- * too, and a reservation (a hugetlb mapping not yet touched, or one the
- * kernel leaked) makes a new mapping fail although the pages look free. */
+/* Free pages not yet promised: free_hugepages still counts the pages that
+ * mappings made elsewhere reserved but have not faulted in (resv_hugepages),
+ * and a new mapping cannot have those. */
 long hugetlb_free_pages(void)
 {
-	long free_pages = read_long(HP_DIR "free_hugepages");
+	long free_now = read_long(HP_DIR "free_hugepages");
 	long resv = read_long(HP_DIR "resv_hugepages");
-	if (free_pages < 0 || resv < 0)
-		return free_pages < 0 ? free_pages : resv;
-	return free_pages > resv ? free_pages - resv : 0;
+	if (free_now < 0 || resv < 0)
+		return free_now < 0 ? free_now : resv;
+	return free_now > resv ? free_now - resv : 0;
 }
 
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
