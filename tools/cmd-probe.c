@@ -37,7 +37,7 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 		return;
 	}
 	struct lvm_mem *mem = NULL;
-	struct lvm_mem_opts o = { .backing = LVM_BACKING_GMEM, .size = 4096, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_GMEM, .size = 4096, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&o, &mem);
 	lvm_mem_destroy(mem);
 	if (ret) {
@@ -56,16 +56,22 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 
 int cmd_probe(int argc, char **argv)
 {
-	int json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, CLI_OPT_HELP, CLI_OPT_END,
+	};
+	int json = 0, ch;
+	while ((ch = cli_getopt("probe", argc, argv, opts)) != -1) {
+		if (ch == 'j') {
 			json = 1;
-		else if (!strcmp(argv[i], "--help")) {
+		} else if (ch == 'h') {
 			printf("usage: lazyvm probe [--json]\n");
 			return 0;
-		} else
-			return cli_fail(EXIT_USAGE, "probe", "unknown option '%s'", argv[i]);
+		} else {
+			return EXIT_USAGE;
+		}
 	}
+	if (optind != argc)
+		return cli_fail(EXIT_USAGE, "probe", "unexpected argument '%s'", argv[optind]);
 	uint64_t features = 0;
 	int ret = uffd_kernel_features(&features);
 	if (ret)
@@ -73,8 +79,10 @@ int cmd_probe(int argc, char **argv)
 
 	struct lvm_probe p[LVM_BACKING__COUNT][LVM_MODE__COUNT];
 	for (int b = 0; b < LVM_BACKING__COUNT; b++)
-		for (int m = 0; m < LVM_MODE__COUNT; m++)
+		for (int m = 0; m < LVM_MODE__COUNT; m++) {
+			p[b][m].struct_size = sizeof(p[b][m]);
 			lvm_probe((enum lvm_backing)b, (enum lvm_mode)m, &p[b][m]);
+		}
 
 	if (json) {
 		printf("{\"uffd_features\":\"0x%llx\",\"matrix\":{", (unsigned long long)features);
