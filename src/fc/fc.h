@@ -40,6 +40,11 @@ struct fc_mapping {
 	uint64_t size;
 	uint64_t offset;	/* into the memory file */
 	uint64_t page_size;	/* bytes: 4096 or 2 MiB */
+	/* Firecracker's secret-hiding branch adds these (0 / false otherwise);
+	 * offset is then the region's place in the guest_memfd as well. */
+	uint64_t gpa_start;
+	bool has_gpa_start;
+	bool is_guest_memfd;
 };
 
 /* ---- json.c ---------------------------------------------------------- */
