@@ -129,8 +129,8 @@ int main(void)
 	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = NPAGES * PAGE,
 				   .kvm_vm_fd = -1 };
 	struct lvm_engine_opts eo;
-	struct lvm_mem *mem = NULL;
-	struct lvm_source *src = NULL;
+	struct lvm_mem *mem;
+	struct lvm_source *src;
 	struct lvm_engine *e = NULL;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;	/* one blocks in the source, the other reads events */

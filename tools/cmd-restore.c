@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "util/timeline.h"
+#include "restore-diff.h"
 #include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
@@ -36,6 +37,10 @@ static int restore_usage(FILE *f, int status)
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
 		STORE_CACHE_USAGE
+		"  --snapshot DEST      (with a chunk-store SRC) a diff snapshot into DEST\n"
+		"                       (URL, BASE/NAME, or a NAME beside SRC): only changed\n"
+		"                       chunks are written, the rest are SRC's\n"
+		"  --snapshot-after-ms MS  when (default 0); --live: the guest runs on\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
 }
@@ -53,8 +58,34 @@ static int restore_status(int err)
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
 	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_PREFETCH,
-	RESTORE_OPT_RECORD_WS,
+	RESTORE_OPT_RECORD_WS, RESTORE_OPT_SNAPSHOT, RESTORE_OPT_AFTER_MS, RESTORE_OPT_LIVE,
 };
+
+/* --snapshot DEST --snapshot-after-ms MS [--live]: a diff snapshot. */
+struct restore_snap {
+	const char *dest;
+	unsigned long after_ms;
+	bool live;
+};
+
+static int restore_snap_apply(struct restore_snap *sn, int ch, const char *val)
+{
+	switch (ch) {
+	case RESTORE_OPT_SNAPSHOT:
+		sn->dest = val;
+		return 1;
+	case RESTORE_OPT_AFTER_MS:
+		if (cli_parse_uint(val, 86400000ul, &sn->after_ms))
+			return cli_fail(EXIT_USAGE, "restore", "--snapshot-after-ms: bad value '%s'",
+					val);
+		return 1;
+	case RESTORE_OPT_LIVE:
+		sn->live = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 {
@@ -91,7 +122,8 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 }
 
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
-			 struct vm_restore_opts *ro, struct store_cache_opts *co, const char **dir)
+			 struct vm_restore_opts *ro, struct store_cache_opts *co,
+			 struct restore_snap *sn, const char **dir)
 {
 	static const struct option opts[] = {
 		VM_CLI_OPTIONS,
@@ -102,6 +134,9 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
 		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
 		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
+		{ "snapshot", required_argument, NULL, RESTORE_OPT_SNAPSHOT },
+		{ "snapshot-after-ms", required_argument, NULL, RESTORE_OPT_AFTER_MS },
+		{ "live", no_argument, NULL, RESTORE_OPT_LIVE },
 		STORE_CACHE_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
@@ -116,12 +151,16 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		if (!r)
 			r = store_cache_apply(co, "restore", ch, optarg);
 		if (!r)
+			r = restore_snap_apply(sn, ch, optarg);
+		if (!r)
 			r = vm_cli_apply(vo, "restore", ch, optarg);
 		if (r != 1)
 			return r ? r : restore_usage(stderr, EXIT_USAGE);
 	}
 	if (optind + 1 != argc)
 		return restore_usage(stderr, EXIT_USAGE);
+	if (sn->live && !sn->dest)
+		return cli_fail(EXIT_USAGE, "restore", "--live needs --snapshot DEST");
 	*dir = argv[optind];
 	ro->backing = vo->backing;
 	ro->backing_set = vo->backing_set;
@@ -165,13 +204,34 @@ static int restore_open_store(const char *src, const struct store_cache_opts *co
 	return ret;
 }
 
+/* Run to the end, or to the snapshot point, snapshot, and (--live) on. */
+static int restore_run(struct vm_restore *rs, const struct restore_snap *sn,
+		       struct store_cli *sc, char *err, size_t errlen)
+{
+	if (!sn->dest)
+		return vm_restore_run(rs, err, errlen);
+	int ret = vm_restore_start(rs, err, errlen);
+	if (ret)
+		return ret;
+	ret = vmm_wait_timeout(vm_restore_vmm(rs), (int)sn->after_ms, err, errlen);
+	if (ret != -ETIMEDOUT) {
+		if (!ret)
+			snprintf(err, errlen, "guest finished before the snapshot point "
+				 "(--snapshot-after-ms %lu): no snapshot written", sn->after_ms);
+		return ret ? ret : -EINVAL;
+	}
+	ret = restore_diff_snapshot(rs, sc, sn->dest, sn->live, err, errlen);
+	return ret || !sn->live ? ret : vm_restore_run(rs, err, errlen);
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct vm_cli_opts vo;
 	struct vm_restore_opts ro = { 0 };
 	const char *dir = NULL;
 	struct store_cache_opts co = { 0 };
-	int ret = restore_parse(argc, argv, &vo, &ro, &co, &dir);
+	struct restore_snap sn = { 0 };
+	int ret = restore_parse(argc, argv, &vo, &ro, &co, &sn, &dir);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
@@ -198,7 +258,7 @@ int cmd_restore(int argc, char **argv)
 		store_cli_close(&sc);
 		return cli_fail(restore_status(ret), "restore", "%s", err);
 	}
-	ret = vm_restore_run(rs, err, sizeof(err));
+	ret = restore_run(rs, &sn, &sc, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
 	st.end_ns = mono_now_ns();

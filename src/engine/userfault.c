@@ -33,14 +33,34 @@ static uint64_t sf_host_addr(struct region *r, uint64_t p)
 	return atomic_load(&r->base) + (p << r->pshift);
 }
 
-int engine_sf_attach(struct lvm_engine *e, int idx, int gmem_fd, uint64_t gmem_off,
+static void sf_attach_region(struct lvm_engine *e, struct region *r, int gmem_fd,
+			     uint64_t gmem_off, _Atomic uint64_t *bitmap);
+
+static struct region *sf_region_by_id(struct lvm_engine *e, int id)
+{
+	for (unsigned i = 0; i < e->nregions; i++)
+		if (e->regions[i]->id == (uint64_t)id)
+			return e->regions[i];
+	return NULL;
+}
+
+int engine_sf_attach(struct lvm_engine *e, int id, int gmem_fd, uint64_t gmem_off,
 		     _Atomic uint64_t *bitmap)
 {
-	if (e->started || idx < 0 || (unsigned)idx >= e->nregions || !bitmap || gmem_fd < 0)
+	if (e->started || id < 0 || !bitmap || gmem_fd < 0)
 		return -EINVAL;
-	struct region *r = &e->regions[idx];
-	if (r->psz != 4096 || gmem_off % 4096)
-		return -EINVAL;
+	pthread_rwlock_wrlock(&e->regions_lock);
+	struct region *r = sf_region_by_id(e, id);
+	int ret = r && r->psz == 4096 && !(gmem_off % 4096) ? 0 : -EINVAL;
+	if (!ret)
+		sf_attach_region(e, r, gmem_fd, gmem_off, bitmap);
+	pthread_rwlock_unlock(&e->regions_lock);
+	return ret;
+}
+
+static void sf_attach_region(struct lvm_engine *e, struct region *r, int gmem_fd,
+			     uint64_t gmem_off, _Atomic uint64_t *bitmap)
+{
 	r->gmem_fd = gmem_fd;
 	r->gmem_off = gmem_off;
 	r->ufbit0 = gmem_off >> 12;
@@ -50,7 +70,6 @@ int engine_sf_attach(struct lvm_engine *e, int idx, int gmem_fd, uint64_t gmem_o
 	for (uint64_t p = 0; p < r->npages; p++)
 		if (!sf_bit_set(r, p))
 			page_cas(e, r, p, PG_MISSING, PG_PRESENT);
-	return 0;
 }
 
 /* pwrite all of [buf, len) at off; a short write or EEXIST mean the page at
@@ -150,7 +169,7 @@ int engine_sf_install(struct worker *w, struct run *run, const uint8_t *data,
 static struct region *sf_region_of_offset(struct lvm_engine *e, uint64_t off, uint64_t *p)
 {
 	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
+		struct region *r = e->regions[i];
 		if (r->ufbits && off >= r->gmem_off && off - r->gmem_off < r->size) {
 			*p = (off - r->gmem_off) >> r->pshift;
 			return r;
@@ -184,16 +203,10 @@ static int sf_populate_window(struct worker *w, struct region *r, uint64_t p,
 	return ret;
 }
 
-int engine_sf_serve_request(struct lvm_engine *e, uint64_t off, uint64_t *populated)
+/* One request on page p of r; regions_lock held for reading. */
+static int sf_serve_page(struct lvm_engine *e, struct region *r, uint64_t p,
+			 uint64_t *populated)
 {
-	uint64_t p;
-	struct region *r = sf_region_of_offset(e, off, &p);
-	*populated = 0;
-	if (!r || off % 4096)
-		return -ERANGE;
-	if (!e->started)
-		return -EINVAL;
-	atomic_fetch_add(&e->sf.requests, 1);
 	struct worker *w = e->workers[e->nworkers - 1];
 	int ret = 0;
 	pthread_mutex_lock(&e->supply_lock);
@@ -213,6 +226,23 @@ int engine_sf_serve_request(struct lvm_engine *e, uint64_t off, uint64_t *popula
 	pthread_mutex_unlock(&e->supply_lock);
 	/* CLAIMED: another thread is installing it; the vCPU exits again if
 	 * the bit is still set when it re-enters. */
+	return ret;
+}
+
+int engine_sf_serve_request(struct lvm_engine *e, uint64_t off, uint64_t *populated)
+{
+	uint64_t p;
+	*populated = 0;
+	if (!e->started)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&e->regions_lock);	/* r stays valid (engine.h) */
+	struct region *r = sf_region_of_offset(e, off, &p);
+	int ret = !r || off % 4096 ? -ERANGE : 0;
+	if (!ret) {
+		atomic_fetch_add(&e->sf.requests, 1);
+		ret = sf_serve_page(e, r, p, populated);
+	}
+	pthread_rwlock_unlock(&e->regions_lock);
 	return ret;
 }
 

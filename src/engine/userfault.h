@@ -35,12 +35,12 @@ struct engine_sf_stats {
 };
 
 /*
- * Make region idx (added with lvm_engine_add_remote, before start) a
+ * Make region id (lvm_engine_add_remote's return, before start) a
  * secret-free one: gmem_fd at gmem_off, bits in the shared bitmap (whose
  * bit 0 is guest_memfd page 0).  Pages whose bit is already clear are the
  * VMM's and are never written.  0 or -EINVAL.
  */
-int engine_sf_attach(struct lvm_engine *e, int idx, int gmem_fd, uint64_t gmem_off,
+int engine_sf_attach(struct lvm_engine *e, int id, int gmem_fd, uint64_t gmem_off,
 		     _Atomic uint64_t *bitmap);
 /*
  * A vCPU's userfault exit on guest_memfd offset off: populate that page and
