@@ -125,6 +125,14 @@ int fc_server_run(struct fc_server *s);
 void fc_server_stop(struct fc_server *s);
 /* Stats of the whole run as one JSON object written to path (after run). */
 int fc_server_write_stats(struct fc_server *s, const char *path);
+
+/* Totals over every VM so far, finished or being served (for metrics). */
+struct fc_totals {
+	uint64_t vms_served, vms_active, vms_refused, vms_failed;
+	uint64_t faults, pages_demand, pages_background, pages_zero, pages_failed;
+	struct lvm_latency fault_latency;	/* the worst VM's of each quantile */
+};
+void fc_server_totals(struct fc_server *s, struct fc_totals *t);
 /* Stops every VM, removes the socket file. */
 void fc_server_close(struct fc_server *s);
 

@@ -40,6 +40,11 @@ struct fc_vm {
 	_Atomic bool done;
 	struct fc_vm_record rec;
 	struct fc_sf_vm *sf;	/* secret-free VMs only (sf-vm.c) */
+	/* While served: its engine (read under s->lock by fc_server_totals)
+	 * and mappings (filled in full on a server stop, drain.c). */
+	struct lvm_engine *engine;
+	struct fc_mapping map[FC_MAX_MAPPINGS];
+	unsigned nmap;
 };
 
 struct fc_server {
@@ -65,6 +70,9 @@ void fc_server_log(struct fc_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Keep r for the stats file (copied). */
 void fc_server_record(struct fc_server *s, const struct fc_vm_record *r);
+
+/* drain.c: supply every page of vm's mappings not yet installed. */
+void fc_vm_drain(struct fc_vm *vm, struct lvm_engine *e);
 
 /* vm.c: the thread serving one accepted connection. */
 void *fc_vm_thread(void *vm);

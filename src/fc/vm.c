@@ -68,8 +68,16 @@ static int vm_engine(struct fc_vm *vm, const struct fc_mapping *m, unsigned n, i
 	return 0;
 }
 
-static void vm_record_regions(struct fc_vm *vm, const struct fc_mapping *m, unsigned n)
+/* The VM is served: its mappings and engine for the stats and a server
+ * stop (drain.c), its size for the record. */
+static void vm_record_regions(struct fc_vm *vm, const struct fc_mapping *m, unsigned n,
+			      struct lvm_engine *e)
 {
+	memcpy(vm->map, m, (size_t)n * sizeof(m[0]));
+	vm->nmap = n;
+	pthread_mutex_lock(&vm->s->lock);
+	vm->engine = e;
+	pthread_mutex_unlock(&vm->s->lock);
 	vm->rec.regions = n;
 	vm->rec.page_size = m[0].page_size;
 	for (unsigned i = 0; i < n; i++)
@@ -84,7 +92,7 @@ static int vm_accept_secret_free(struct fc_vm *vm, int tmo, struct lvm_engine **
 	if (!ret)
 		ret = vm_engine(vm, m, n, fc_sf_vm_take_uffd(vm), e);
 	if (!ret)
-		vm_record_regions(vm, m, n);
+		vm_record_regions(vm, m, n, *e);
 	return ret;
 }
 
@@ -112,7 +120,7 @@ static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 	}
 	ret = vm_engine(vm, m, (unsigned)n, uffd, e);
 	if (!ret)
-		vm_record_regions(vm, m, (unsigned)n);
+		vm_record_regions(vm, m, (unsigned)n, *e);
 	return ret;
 }
 
@@ -150,6 +158,13 @@ static void vm_log_served(struct fc_vm *vm)
 static void vm_finish(struct fc_vm *vm, struct lvm_engine *e, const char *why)
 {
 	struct fc_vm_record *r = &vm->rec;
+	/* A stopping server leaves no page behind: once the uffd is closed the
+	 * kernel would hand the VM zero pages for whatever was never served. */
+	if (atomic_load(&vm->s->stopping) && !lvm_engine_error(e)[0])
+		fc_vm_drain(vm, e);
+	pthread_mutex_lock(&vm->s->lock);
+	vm->engine = NULL;
+	pthread_mutex_unlock(&vm->s->lock);
 	lvm_engine_stop(e);
 	r->st.struct_size = sizeof(r->st);
 	lvm_engine_stats(e, &r->st);
