@@ -132,7 +132,7 @@ static void demand_done(struct lvm_engine *e)
 }
 
 /*
- * Adaptive polling (DESIGN.md §3: waking an idle handler costs far more than
+ * Adaptive polling (docs/engine.md §3: waking an idle handler costs far more than
  * the fault itself, ~60-100 us across CPUs here).  A handler that has just
  * served a fault spins on the uffd for up to ADAPTIVE_SPIN_NS while faults
  * are dense, as NAPI busy-poll and io_uring's SQPOLL idle do; it sleeps at
