@@ -123,6 +123,7 @@ $(LIB_SO): $(LIB_OBJS) lazyvm.map
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -Wl,--version-script=lazyvm.map \
 	  -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDLIBS)
+	$(Q)ln -sf liblazyvm.so $(BUILD)/liblazyvm.so.0	# the soname, for programs run from the tree
 
 $(VMM_A): $(VMM_OBJS)
 $(MIG_A): $(MIG_OBJS)
@@ -221,7 +222,8 @@ check-gmem: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/lazyvm
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/liblazyvm.so.0
@@ -230,6 +232,7 @@ install: all
 	$(PC_SED) lazyvm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lazyvm.pc
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 clean:
 	rm -rf build build-*

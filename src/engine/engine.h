@@ -23,7 +23,7 @@
  * none is left.  Every transition goes through page_cas()/page_xchg() so the
  * count stays exact under races.
  *
- * Locking (DESIGN.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
+ * Locking (docs/engine.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
  * happens under mm_lock held for writing; checking a page's state and
  * installing it (COPY/CONTINUE/ZEROPAGE/POISON) under mm_lock held for
  * reading.  Why: the kernel completes a REMOVE event when it is read, and the
@@ -72,10 +72,19 @@ struct region {
 	uint8_t *alias;		/* MINOR: second mapping we write content through */
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
 	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
+	int pwrite_fd;		/* MINOR on shmem: fill the page cache with pwrite; else -1 */
+	uint64_t pwrite_off;	/* file offset of the region's first byte (lvm_mem_wrap) */
 	struct lvm_source *src;
 	uint64_t src_off;
 	_Atomic uint8_t *state;
 	_Atomic bool gone;
+	/* Secret-free guest_memfd (engine/userfault.h): non-NULL when content
+	 * goes in by pwrite into gmem_fd and each page has a bit in this
+	 * userfault bitmap, set while the page is not populated. */
+	_Atomic uint64_t *ufbits;
+	uint64_t ufbit0;	/* bit of the region's first page */
+	int gmem_fd;
+	uint64_t gmem_off;	/* region start in the guest_memfd */
 };
 
 /* A page run [lo, hi) of one region, claimed by the caller. */
@@ -92,6 +101,8 @@ struct worker {
 	uint8_t *scratch;
 	size_t scratch_size;
 	bool prefetching;	/* the fill thread, on the prefetch list: its counter */
+	bool faults_dense;	/* handler: adaptive polling spins (loop.c) */
+	uint64_t served_ns;	/* handler: when it last finished a batch */
 };
 
 /* A range lvm_engine_prefetch() queued: pages [lo, hi) of region id (by
@@ -143,6 +154,7 @@ struct lvm_engine {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	_Atomic int demand_active;
+	_Atomic bool spinning;	/* a handler busy-polls the uffd (loop.c) */
 	_Atomic uint64_t unresolved;
 	_Atomic int fill_error;
 
@@ -152,6 +164,10 @@ struct lvm_engine {
 			remap_events, eagain_retries, pages_prefetch;
 	} st;
 	struct histogram fault_lat;
+	struct {	/* secret-free regions (engine/userfault.c) */
+		_Atomic uint64_t requests, pwrites, pages_written, pages_copied,
+			continues, already_populated;
+	} sf;
 
 	pthread_mutex_t err_lock;
 	char error[512];
