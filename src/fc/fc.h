@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Firecracker's UFFD handler protocol (DESIGN.md §5).
+ * Firecracker's UFFD handler protocol (docs/firecracker.md).
  *
  * The VMM maps guest memory (anonymous or hugetlb), creates a userfaultfd
  * (EVENT_REMOVE, O_NONBLOCK, O_CLOEXEC), registers every region MISSING,
@@ -40,6 +40,11 @@ struct fc_mapping {
 	uint64_t size;
 	uint64_t offset;	/* into the memory file */
 	uint64_t page_size;	/* bytes: 4096 or 2 MiB */
+	/* Firecracker's secret-hiding branch adds these (0 / false otherwise);
+	 * offset is then the region's place in the guest_memfd as well. */
+	uint64_t gpa_start;
+	bool has_gpa_start;
+	bool is_guest_memfd;
 };
 
 /* ---- json.c ---------------------------------------------------------- */
@@ -147,5 +152,10 @@ int fc_client_connect(const char *socket_path, struct lvm_mem *mem,
 		      struct fc_client **out, char *err, size_t errlen);
 /* Close the socket (the server then finishes this VM) and free. */
 void fc_client_close(struct fc_client *c);
+/* Shared with the secret-free client (sf-client.c): connect to a Unix
+ * socket (-errno, err set); once the page server is gone, poison every
+ * page that faults on uffd until stop_efd is written (never zeros). */
+int fc_connect_unix(const char *path, char *err, size_t errlen);
+void fc_poison_faults_until(int uffd, int stop_efd, size_t page_size);
 
 #endif

@@ -38,6 +38,15 @@ static void vm_json(FILE *f, const struct fc_vm_record *r)
 		(unsigned long long)st->fault_latency.p99_ns,
 		(unsigned long long)st->pages_prefetch);
 	json_string(f, r->error);
+	if (r->secret_free)	/* fc/secret-free.h */
+		fprintf(f, ",\"secret_free\":{\"fault_requests\":%llu,\"pwrites\":%llu,"
+			"\"pages_written\":%llu,\"pages_copied\":%llu,\"continues\":%llu,"
+			"\"already_populated\":%llu}",
+			(unsigned long long)r->sf.requests, (unsigned long long)r->sf.pwrites,
+			(unsigned long long)r->sf.pages_written,
+			(unsigned long long)r->sf.pages_copied,
+			(unsigned long long)r->sf.continues,
+			(unsigned long long)r->sf.already_populated);
 	fputc('}', f);
 }
 
