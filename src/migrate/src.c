@@ -292,7 +292,8 @@ static int src_push(struct mig_src *s, bool *done)
 	return 0;
 }
 
-/* From GO on the VM lives at the destination: only ever recover, never resume. */
+/* From GO on the VM lives at the destination: only ever recover, never
+ * resume.  Normal priority: see migrate.h. */
 static int src_postcopy_loop(struct mig_src *s)
 {
 	unsigned timeout_s = s->o->recover_timeout_s ? s->o->recover_timeout_s : 60;
@@ -312,13 +313,6 @@ static int src_postcopy_loop(struct mig_src *s)
 	}
 }
 
-static int src_postcopy(struct mig_src *s)
-{
-	int nice = thread_set_bulk();	/* the request channel comes first */
-	int ret = src_postcopy_loop(s);
-	thread_restore_bulk(nice);
-	return ret;
-}
 
 /* Wait for READY; a cut here is recoverable only if the destination made it
  * to READY (it then waits for our GO); otherwise the VM stays here. */
@@ -391,7 +385,7 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	if (!ret) {
 		gone = true;	/* GO: the VM belongs to the destination now */
 		src_progress_phase(&s, "migrate: post-copy");
-		ret = src_postcopy(&s);
+		ret = src_postcopy_loop(&s);
 	}
 	if (!ret)
 		progress_done(&s.bar);
