@@ -19,7 +19,6 @@
 #include "util/histogram.h"
 #include "migrate/dst.h"
 #include "migrate/gate.h"
-#include "util/thread-latency.h"
 
 int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
 {

@@ -18,7 +18,6 @@
 #include "util/clock.h"
 #include "util/histogram.h"
 #include "util/progress.h"
-#include "util/thread-latency.h"
 #include "util/zero.h"
 
 int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
