@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lazyvm fc-serve: a Firecracker-compatible UFFD page server (DESIGN.md §5).
+ * lazyvm fc-serve: a Firecracker-compatible UFFD page server (docs/firecracker.md).
  * Option parsing, the memory file (flat raw image or lazyvm snapshot memory,
  * told apart by its header), signals; the protocol is in src/fc*.c.
  */

@@ -23,7 +23,7 @@
  * none is left.  Every transition goes through page_cas()/page_xchg() so the
  * count stays exact under races.
  *
- * Locking (DESIGN.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
+ * Locking (docs/engine.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
  * happens under mm_lock held for writing; checking a page's state and
  * installing it (COPY/CONTINUE/ZEROPAGE/POISON) under mm_lock held for
  * reading.  Why: the kernel completes a REMOVE event when it is read, and the

@@ -131,7 +131,7 @@ static void demand_done(struct lvm_engine *e)
 	}
 }
 
-/* Wait for the uffd to have something, spinning spin_us first (DESIGN.md §3:
+/* Wait for the uffd to have something, spinning spin_us first (docs/engine.md §3:
  * waking an idle handler costs far more than the fault itself). */
 static bool handler_wait(struct lvm_engine *e)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Firecracker's UFFD handler protocol (DESIGN.md §5).
+ * Firecracker's UFFD handler protocol (docs/firecracker.md).
  *
  * The VMM maps guest memory (anonymous or hugetlb), creates a userfaultfd
  * (EVENT_REMOVE, O_NONBLOCK, O_CLOEXEC), registers every region MISSING,
