@@ -5,6 +5,8 @@
 
 #include "lazyvm.h"
 #include "cli.h"
+#include "vmm/vmm.h"
+#include "core/uapi-compat.h"
 #include "core/uffd.h"
 
 static void print_json_string(const char *s)
@@ -84,6 +86,8 @@ int cmd_probe(int argc, char **argv)
 			lvm_probe((enum lvm_backing)b, (enum lvm_mode)m, &p[b][m]);
 		}
 
+	bool kvm_uf, gmem_write;
+	vmm_probe_secret_free(&kvm_uf, &gmem_write);
 	if (json) {
 		printf("{\"uffd_features\":\"0x%llx\",\"matrix\":{", (unsigned long long)features);
 		for (int b = 0; b < LVM_BACKING__COUNT; b++) {
@@ -96,7 +100,8 @@ int cmd_probe(int argc, char **argv)
 			}
 			printf("}");
 		}
-		printf("}}\n");
+		printf("},\"secret_free\":{\"kvm_userfault\":%s,\"gmem_write\":%s}}\n",
+		       kvm_uf ? "true" : "false", gmem_write ? "true" : "false");
 		return 0;
 	}
 	printf("uffd features: 0x%llx\n\n%-9s", (unsigned long long)features, "backing");
@@ -117,5 +122,8 @@ int cmd_probe(int argc, char **argv)
 	}
 	printf("\n");
 	probe_print_gmem_verdict(p[LVM_BACKING_GMEM]);
+	/* Firecracker's secret-free VMs (restore --secret-free, fc-serve). */
+	printf("KVM userfault (KVM_MEM_USERFAULT, cap %d): %s\nguest_memfd write(): %s\n",
+	       LVM_KVM_CAP_USERFAULT, kvm_uf ? "yes" : "no", gmem_write ? "yes" : "no");
 	return 0;
 }
