@@ -31,6 +31,10 @@ static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%u vCPUs: at most %d", n, VMM_MAX_VCPUS);
 		return -EINVAL;
 	}
+	if (o->secret_free && o->backing != LVM_BACKING_GMEM) {
+		snprintf(err, errlen, "a secret-free VM's memory is a guest_memfd (--backing gmem)");
+		return -EINVAL;
+	}
 	return vmm_check_mem_size(o->mem_size, err, errlen);
 }
 
@@ -40,10 +44,6 @@ int vmm_check_mem_size(uint64_t mem_size, char *err, size_t errlen)
 	    mem_size > (GUEST_MAX_GIB << 30)) {
 		snprintf(err, errlen, "memory size %llu: want a multiple of 2 MiB, 4 MiB .. %llu GiB",
 			 (unsigned long long)mem_size, (unsigned long long)GUEST_MAX_GIB);
-		return -EINVAL;
-	}
-	if (o->secret_free && o->backing != LVM_BACKING_GMEM) {
-		snprintf(err, errlen, "a secret-free VM's memory is a guest_memfd (--backing gmem)");
 		return -EINVAL;
 	}
 	return 0;
