@@ -3,6 +3,7 @@
 #ifndef LAZYVM_CLI_H
 #define LAZYVM_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -22,6 +23,23 @@ int cmd_fc_serve(int argc, char **argv);
 int cli_parse_size(const char *s, uint64_t *out);
 /* A decimal number in [0, max]; 0 or -EINVAL. */
 int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
+/*
+ * Every subcommand parses its options one way: getopt_long over a table of
+ * struct option.  Shared option sets (vm-common.h, migrate-cli.h) give their
+ * entries as macros with codes from their own block, so a command's table is
+ * its own entries plus the sets it takes, and its switch hands unknown codes
+ * to the sets' apply functions.  Positional arguments are argv[optind..].
+ */
+enum { CLI_OPT_VM = 0x100, CLI_OPT_MIGRATE = 0x200, CLI_OPT_CMD = 0x300 };
+#define CLI_OPT_HELP { "help", no_argument, NULL, 'h' }
+#define CLI_OPT_END { NULL, 0, NULL, 0 }
+/* The error code cli_getopt() returns after printing the error. */
+#define CLI_GETOPT_ERROR (-2)
+/* The next option's code (val of its struct option, 'h' for -h/--help), -1 at
+ * the end, or CLI_GETOPT_ERROR after printing "unknown option" / "needs a
+ * value" for cmd. */
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts);
+
 /* Print "lazyvm <cmd>: <message>\n" to stderr; returns status. */
 int cli_fail(int status, const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -54,12 +54,11 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "ready-fd", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((ch = cli_getopt("fc-serve", argc, argv, opts)) != -1) {
 		switch (ch) {
 		case 's': c->o.socket_path = optarg; break;
 		case 'm': c->mem_file = optarg; break;

@@ -52,61 +52,63 @@ static int recv_usage(FILE *f, int status)
 	return status;
 }
 
-static int recv_parse_opt(struct recv_opts *o, const char *opt, const char *val)
+enum {
+	RECV_OPT_LISTEN = CLI_OPT_CMD, RECV_OPT_RECOVER, RECV_OPT_ACCEPT, RECV_OPT_THREADS,
+	RECV_OPT_READY_FD,
+};
+
+static int recv_apply(struct recv_opts *o, int code, const char *val)
 {
-	static const char *const opts[] = { "--listen", "--recover-timeout", "--accept-timeout",
-		"--threads", "--ready-fd", NULL };
+	static const char *const names[] = { "--listen", "--recover-timeout", "--accept-timeout",
+		"--threads", "--ready-fd" };
 	static const unsigned long max[] = { 0, 86400, 86400, 256, 1u << 20 };
-	unsigned k;
+	unsigned k = (unsigned)(code - RECV_OPT_LISTEN);
 	unsigned long v = 0;
-	for (k = 0; opts[k] && strcmp(opt, opts[k]); k++)
-		;
-	if (!opts[k])
-		return -ENOENT;
-	if (k == 0) {
+	if (code < RECV_OPT_LISTEN || k >= sizeof(names) / sizeof(names[0]))
+		return vm_cli_apply(&o->vm, "migrate-recv", code, val);
+	if (code == RECV_OPT_LISTEN) {
 		o->dst.listen = val;
-		return 0;
+		return 1;
 	}
-	if (cli_parse_uint(val, max[k], &v) || (k == 1 && !v))
-		return cli_fail(EXIT_USAGE, "migrate-recv", "%s: bad value '%s'", opt, val);
-	if (k == 1)
+	if (cli_parse_uint(val, max[k], &v) || (code == RECV_OPT_RECOVER && !v))
+		return cli_fail(EXIT_USAGE, "migrate-recv", "%s: bad value '%s'", names[k], val);
+	if (code == RECV_OPT_RECOVER)
 		o->dst.recover_timeout_s = (unsigned)v;
-	else if (k == 2)
+	else if (code == RECV_OPT_ACCEPT)
 		o->dst.accept_timeout_ms = v ? (int)(v * 1000) : -1;
-	else if (k == 3)
+	else if (code == RECV_OPT_THREADS)
 		o->dst.handler_threads = (unsigned)v;
 	else
 		o->ready_fd = (int)v;
-	return 0;
+	return 1;
 }
 
 static int recv_parse(int argc, char **argv, struct recv_opts *o)
 {
+	static const struct option opts[] = {
+		VM_OPT_ENTRY_BACKING, VM_OPT_ENTRY_STATS_JSON,
+		{ "listen", required_argument, NULL, RECV_OPT_LISTEN },
+		{ "recover-timeout", required_argument, NULL, RECV_OPT_RECOVER },
+		{ "accept-timeout", required_argument, NULL, RECV_OPT_ACCEPT },
+		{ "threads", required_argument, NULL, RECV_OPT_THREADS },
+		{ "ready-fd", required_argument, NULL, RECV_OPT_READY_FD },
+		CLI_OPT_HELP, CLI_OPT_END,
+	};
+	int ch, r;
 	vm_cli_opts_init(&o->vm);
 	o->dst.accept_timeout_ms = -1;
 	o->dst.recover_timeout_s = 60;
 	o->ready_fd = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+	while ((ch = cli_getopt("migrate-recv", argc, argv, opts)) != -1) {
+		if (ch == 'h')
 			return recv_usage(stdout, 0) - 1;
-		if (!strcmp(a, "--backing") || !strcmp(a, "--stats-json")) {
-			int r = vm_cli_parse(&o->vm, "migrate-recv", argc, argv, &i);
-			if (r != 1)
-				return r ? r : EXIT_USAGE;
-			continue;
-		}
-		if (i + 1 >= argc || a[0] != '-' || a[1] != '-')
+		if (ch == CLI_GETOPT_ERROR)
 			return recv_usage(stderr, EXIT_USAGE);
-		int r = recv_parse_opt(o, a, argv[i + 1]);
-		if (r == -ENOENT) {
-			fprintf(stderr, "lazyvm migrate-recv: unknown option '%s'\n", a);
-			return recv_usage(stderr, EXIT_USAGE);
-		}
-		if (r)
-			return r;
-		i++;
+		if ((r = recv_apply(o, ch, optarg)) != 1)
+			return r ? r : recv_usage(stderr, EXIT_USAGE);
 	}
+	if (optind != argc)
+		return cli_fail(EXIT_USAGE, "migrate-recv", "unexpected argument '%s'", argv[optind]);
 	if (!o->dst.listen)
 		return cli_fail(EXIT_USAGE, "migrate-recv", "--listen HOST:PORT is required");
 	return 0;

@@ -56,16 +56,22 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 
 int cmd_probe(int argc, char **argv)
 {
-	int json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, CLI_OPT_HELP, CLI_OPT_END,
+	};
+	int json = 0, ch;
+	while ((ch = cli_getopt("probe", argc, argv, opts)) != -1) {
+		if (ch == 'j') {
 			json = 1;
-		else if (!strcmp(argv[i], "--help")) {
+		} else if (ch == 'h') {
 			printf("usage: lazyvm probe [--json]\n");
 			return 0;
-		} else
-			return cli_fail(EXIT_USAGE, "probe", "unknown option '%s'", argv[i]);
+		} else {
+			return EXIT_USAGE;
+		}
 	}
+	if (optind != argc)
+		return cli_fail(EXIT_USAGE, "probe", "unexpected argument '%s'", argv[optind]);
 	uint64_t features = 0;
 	int ret = uffd_kernel_features(&features);
 	if (ret)

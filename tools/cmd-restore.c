@@ -42,39 +42,65 @@ static int restore_status(int err)
 	}
 }
 
+enum {
+	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
+	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET,
+};
+
+static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
+{
+	uint64_t n;
+	switch (ch) {
+	case RESTORE_OPT_EAGER:
+		ro->eager = true;
+		return 1;
+	case RESTORE_OPT_NO_BACKGROUND:
+		ro->no_background = true;
+		return 1;
+	case RESTORE_OPT_MEMORY_FILE:
+		ro->memory_file = val;
+		return 1;
+	case RESTORE_OPT_FAULT_AROUND:
+		if (cli_parse_size(val, &n) || n > (64u << 20))
+			return cli_fail(EXIT_USAGE, "restore", "--fault-around: bad size '%s'", val);
+		ro->fault_around = (size_t)n;
+		return 1;
+	case RESTORE_OPT_UFFD_SOCKET:
+		ro->uffd_socket = val;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 			 struct vm_restore_opts *ro, const char **dir)
 {
+	static const struct option opts[] = {
+		VM_CLI_OPTIONS,
+		{ "eager", no_argument, NULL, RESTORE_OPT_EAGER },
+		{ "no-background", no_argument, NULL, RESTORE_OPT_NO_BACKGROUND },
+		{ "memory-file", required_argument, NULL, RESTORE_OPT_MEMORY_FILE },
+		{ "fault-around", required_argument, NULL, RESTORE_OPT_FAULT_AROUND },
+		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
+		CLI_OPT_HELP, CLI_OPT_END,
+	};
+	int ch, r;
 	vm_cli_opts_init(vo);
-	for (int i = 1; i < argc; i++) {
-		int r = vm_cli_parse(vo, "restore", argc, argv, &i);
-		if (r == 1)
-			continue;
-		if (r)
-			return r;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+	while ((ch = cli_getopt("restore", argc, argv, opts)) != -1) {
+		if (ch == 'h')
 			return restore_usage(stdout, 0) - 1;
-		if (!strcmp(argv[i], "--eager"))
-			ro->eager = true;
-		else if (!strcmp(argv[i], "--no-background"))
-			ro->no_background = true;
-		else if (!strcmp(argv[i], "--memory-file") && i + 1 < argc)
-			ro->memory_file = argv[++i];
-		else if (!strcmp(argv[i], "--fault-around") && i + 1 < argc) {
-			uint64_t n;
-			if (cli_parse_size(argv[++i], &n) || n > (64u << 20))
-				return cli_fail(EXIT_USAGE, "restore", "--fault-around: bad size '%s'", argv[i]);
-			ro->fault_around = (size_t)n;
-		}
-		else if (!strcmp(argv[i], "--uffd-socket") && i + 1 < argc)
-			ro->uffd_socket = argv[++i];
-		else if (argv[i][0] != '-' && !*dir)
-			*dir = argv[i];
-		else
+		if (ch == CLI_GETOPT_ERROR)
 			return restore_usage(stderr, EXIT_USAGE);
+		r = restore_apply(ro, ch, optarg);
+		if (!r)
+			r = vm_cli_apply(vo, "restore", ch, optarg);
+		if (r != 1)
+			return r ? r : restore_usage(stderr, EXIT_USAGE);
 	}
-	if (!*dir)
+	if (optind + 1 != argc)
 		return restore_usage(stderr, EXIT_USAGE);
+	*dir = argv[optind];
 	ro->backing = vo->backing;
 	ro->backing_set = vo->backing_set;
 	ro->mode = vo->mode;

@@ -36,34 +36,48 @@ static int run_usage(FILE *f, int status)
 	return status;
 }
 
+enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE };
+
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
+	static const struct option opts[] = {
+		VM_CLI_OPTIONS, RUN_MIGRATE_OPTIONS,
+		{ "snapshot", required_argument, NULL, RUN_OPT_SNAPSHOT },
+		{ "snapshot-after-ms", required_argument, NULL, RUN_OPT_AFTER_MS },
+		{ "live", no_argument, NULL, RUN_OPT_LIVE },
+		CLI_OPT_HELP, CLI_OPT_END,
+	};
+	unsigned long v;
+	int ch, r;
 	vm_cli_opts_init(&o->vm);
 	run_migrate_opts_init(&o->mig);
-	for (int i = 1; i < argc; i++) {
-		int r = vm_cli_parse(&o->vm, "run", argc, argv, &i);
-		if (!r)
-			r = run_migrate_parse(&o->mig, argc, argv, &i);
-		if (r == 1)
-			continue;
-		if (r)
-			return r;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+	while ((ch = cli_getopt("run", argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'h':
 			return run_usage(stdout, 0) - 1;
-		if (!strcmp(argv[i], "--live")) {
+		case RUN_OPT_LIVE:
 			o->live = true;
-		} else if (!strcmp(argv[i], "--snapshot") && i + 1 < argc) {
-			o->snapshot = argv[++i];
-		} else if (!strcmp(argv[i], "--snapshot-after-ms") && i + 1 < argc) {
-			char *end;
-			o->after_ms = strtoull(argv[++i], &end, 10);
-			if (*end || argv[i][0] == '-')
-				return cli_fail(EXIT_USAGE, "run", "--snapshot-after-ms: bad value '%s'", argv[i]);
-		} else {
-			fprintf(stderr, "lazyvm run: unknown option '%s'\n", argv[i]);
+			break;
+		case RUN_OPT_SNAPSHOT:
+			o->snapshot = optarg;
+			break;
+		case RUN_OPT_AFTER_MS:
+			if (cli_parse_uint(optarg, 86400000ul, &v))
+				return cli_fail(EXIT_USAGE, "run", "--snapshot-after-ms: bad value '%s'", optarg);
+			o->after_ms = v;
+			break;
+		case CLI_GETOPT_ERROR:
 			return run_usage(stderr, EXIT_USAGE);
+		default:
+			r = vm_cli_apply(&o->vm, "run", ch, optarg);
+			if (!r)
+				r = run_migrate_apply(&o->mig, ch, optarg);
+			if (r != 1)
+				return r ? r : run_usage(stderr, EXIT_USAGE);
 		}
 	}
+	if (optind != argc)
+		return cli_fail(EXIT_USAGE, "run", "unexpected argument '%s'", argv[optind]);
 	if (o->live && !o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
 	if (o->mig.to && o->snapshot)

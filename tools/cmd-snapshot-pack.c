@@ -33,26 +33,35 @@ static double pack_now_s(void)
 static int pack_parse(int argc, char **argv, struct snap_write_opts *o,
 		      const char **image, const char **dir)
 {
-	*image = *dir = NULL;
-	for (int i = 1; i < argc; i++) {
-		uint64_t v;
-		if (!strcmp(argv[i], "--compress")) {
+	static const struct option opts[] = {
+		{ "compress", no_argument, NULL, 'c' },
+		{ "chunk-size", required_argument, NULL, 's' },
+		{ "level", required_argument, NULL, 'l' },
+		CLI_OPT_END,
+	};
+	unsigned long level;
+	uint64_t v;
+	int ch;
+	while ((ch = cli_getopt("snapshot pack", argc, argv, opts)) != -1) {
+		if (ch == 'c') {
 			o->compress = true;
-		} else if (!strcmp(argv[i], "--chunk-size") && i + 1 < argc) {
-			if (cli_parse_size(argv[++i], &v) || v > UINT32_MAX)
+		} else if (ch == 's') {
+			if (cli_parse_size(optarg, &v) || v > UINT32_MAX)
 				return -EINVAL;
 			o->chunk_size = (uint32_t)v;
-		} else if (!strcmp(argv[i], "--level") && i + 1 < argc) {
-			o->zstd_level = atoi(argv[++i]);
-		} else if (argv[i][0] != '-' && !*image) {
-			*image = argv[i];
-		} else if (argv[i][0] != '-' && !*dir) {
-			*dir = argv[i];
+		} else if (ch == 'l') {
+			if (cli_parse_uint(optarg, 22, &level))
+				return -EINVAL;
+			o->zstd_level = (int)level;
 		} else {
 			return -EINVAL;
 		}
 	}
-	return *image && *dir ? 0 : -EINVAL;
+	if (optind + 2 != argc)
+		return -EINVAL;
+	*image = argv[optind];
+	*dir = argv[optind + 1];
+	return 0;
 }
 
 static int pack_image(const char *image, const char *dir, const struct snap_write_opts *o)

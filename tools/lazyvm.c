@@ -69,6 +69,18 @@ int cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts)
+{
+	opterr = 0;	/* our own messages, with the command's name */
+	int ch = getopt_long(argc, argv, ":h", opts, NULL);
+	if (ch == '?' || ch == ':') {
+		const char *arg = argv[optind - 1];
+		cli_fail(EXIT_USAGE, cmd, ch == ':' ? "%s needs a value" : "unknown option '%s'", arg);
+		return CLI_GETOPT_ERROR;
+	}
+	return ch;
+}
+
 int cli_fail(int status, const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

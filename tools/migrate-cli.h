@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "migrate/migrate.h"
 
 struct vmm;
@@ -25,9 +26,19 @@ struct run_migrate_opts {
 /* The usage lines of the options below. */
 extern const char run_migrate_usage[];
 void run_migrate_opts_init(struct run_migrate_opts *o);
-/* Consume argv[*i] if it is a migration option of `lazyvm run`: 1; not one:
- * 0; bad value: EXIT_USAGE after printing the error. */
-int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i);
+enum {
+	RUN_MIG_OPT_TO = CLI_OPT_MIGRATE, RUN_MIG_OPT_AFTER_MS, RUN_MIG_OPT_ROUNDS,
+	RUN_MIG_OPT_RECOVER,
+};
+/* getopt_long entries of the migration options of `lazyvm run`. */
+#define RUN_MIGRATE_OPTIONS \
+	{ "migrate-to", required_argument, NULL, RUN_MIG_OPT_TO }, \
+	{ "migrate-after-ms", required_argument, NULL, RUN_MIG_OPT_AFTER_MS }, \
+	{ "precopy-rounds", required_argument, NULL, RUN_MIG_OPT_ROUNDS }, \
+	{ "recover-timeout", required_argument, NULL, RUN_MIG_OPT_RECOVER }
+/* If code is a migration option, apply val: 1; not one: 0; bad value:
+ * EXIT_USAGE after printing the error. */
+int run_migrate_apply(struct run_migrate_opts *o, int code, const char *val);
 /*
  * The guest runs: after after_ms, migrate it.  Returns the exit status:
  * 0 when the destination has it; 1 when migration failed (if it failed

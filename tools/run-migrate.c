@@ -29,31 +29,26 @@ void run_migrate_opts_init(struct run_migrate_opts *o)
 	o->recover_timeout_s = 60;
 }
 
-int run_migrate_parse(struct run_migrate_opts *o, int argc, char **argv, int *i)
+int run_migrate_apply(struct run_migrate_opts *o, int code, const char *val)
 {
-	static const char *const opts[] = { "--migrate-to", "--migrate-after-ms",
-		"--precopy-rounds", "--recover-timeout", NULL };
+	static const char *const names[] = { "--migrate-to", "--migrate-after-ms",
+		"--precopy-rounds", "--recover-timeout" };
 	static const unsigned long max[] = { 0, 86400000ul, 100, 86400 };
-	unsigned k;
-	for (k = 0; opts[k] && strcmp(argv[*i], opts[k]); k++)
-		;
-	if (!opts[k])
-		return 0;
-	if (*i + 1 >= argc)
-		return cli_fail(EXIT_USAGE, "run", "%s needs a value", opts[k]);
-	const char *val = argv[++*i];
+	unsigned k = (unsigned)(code - RUN_MIG_OPT_TO);
 	unsigned long v = 0;
-	if (k == 0) {
+	if (code < RUN_MIG_OPT_TO || k >= sizeof(names) / sizeof(names[0]))
+		return 0;
+	if (code == RUN_MIG_OPT_TO) {
 		if (!strchr(val, ':'))
 			return cli_fail(EXIT_USAGE, "run", "--migrate-to: '%s' is not HOST:PORT", val);
 		o->to = val;
 		return 1;
 	}
-	if (cli_parse_uint(val, max[k], &v) || (k == 3 && !v))
-		return cli_fail(EXIT_USAGE, "run", "%s: bad value '%s'", opts[k], val);
-	if (k == 1)
+	if (cli_parse_uint(val, max[k], &v) || (code == RUN_MIG_OPT_RECOVER && !v))
+		return cli_fail(EXIT_USAGE, "run", "%s: bad value '%s'", names[k], val);
+	if (code == RUN_MIG_OPT_AFTER_MS)
 		o->after_ms = v;
-	else if (k == 2)
+	else if (code == RUN_MIG_OPT_ROUNDS)
 		o->precopy_rounds = (unsigned)v;
 	else
 		o->recover_timeout_s = (unsigned)v;

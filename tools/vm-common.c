@@ -49,51 +49,42 @@ static int vm_cli_value(const char *cmd, const char *opt, const char *val)
 	return cli_fail(EXIT_USAGE, cmd, "%s: bad value '%s'", opt, val);
 }
 
-int vm_cli_parse(struct vm_cli_opts *o, const char *cmd, int argc, char **argv, int *i)
+int vm_cli_apply(struct vm_cli_opts *o, const char *cmd, int code, const char *val)
 {
-	static const char *const with_value[] = { "--guest", "--mem", "--seed", "--iterations",
-		"--vcpus", "--backing", "--mode", "--stats-json", NULL };
-	const char *opt = argv[*i];
-	unsigned k;
-	for (k = 0; with_value[k] && strcmp(opt, with_value[k]); k++)
-		;
-	if (!with_value[k])
-		return 0;
-	if (*i + 1 >= argc)
-		return cli_fail(EXIT_USAGE, cmd, "%s needs a value", opt);
-	const char *val = argv[++*i];
 	uint64_t n;
-	switch (k) {
-	case 0:
+	switch (code) {
+	case VM_OPT_GUEST:
 		if (!vmm_guest_exists(val))
 			return cli_fail(EXIT_USAGE, cmd, "unknown guest '%s' (workload, boot-like)", val);
 		o->guest = val;
 		return 1;
-	case 1:
-		return cli_parse_size(val, &o->mem) ? vm_cli_value(cmd, opt, val) : 1;
-	case 2:
-		return parse_u64(val, &o->seed) ? vm_cli_value(cmd, opt, val) : 1;
-	case 3:
-		return parse_u64(val, &o->iterations) ? vm_cli_value(cmd, opt, val) : 1;
-	case 4:
+	case VM_OPT_MEM:
+		return cli_parse_size(val, &o->mem) ? vm_cli_value(cmd, "--mem", val) : 1;
+	case VM_OPT_SEED:
+		return parse_u64(val, &o->seed) ? vm_cli_value(cmd, "--seed", val) : 1;
+	case VM_OPT_ITERATIONS:
+		return parse_u64(val, &o->iterations) ? vm_cli_value(cmd, "--iterations", val) : 1;
+	case VM_OPT_VCPUS:
 		if (parse_u64(val, &n) || !n || n > VMM_MAX_VCPUS)
-			return vm_cli_value(cmd, opt, val);
+			return vm_cli_value(cmd, "--vcpus", val);
 		o->vcpus = (unsigned)n;
 		return 1;
-	case 5:
+	case VM_OPT_BACKING:
 		if (lvm_backing_parse(val, &o->backing))
-			return vm_cli_value(cmd, opt, val);
+			return vm_cli_value(cmd, "--backing", val);
 		o->backing_set = true;
 		return 1;
-	case 6:
+	case VM_OPT_MODE:
 		if (strcmp(val, "missing") && strcmp(val, "minor"))
-			return vm_cli_value(cmd, opt, val);
+			return vm_cli_value(cmd, "--mode", val);
 		o->mode = strcmp(val, "minor") ? LVM_MODE_MISSING : LVM_MODE_MINOR;
 		o->mode_set = true;
 		return 1;
-	default:
+	case VM_OPT_STATS_JSON:
 		o->stats_json = val;
 		return 1;
+	default:
+		return 0;
 	}
 }
 

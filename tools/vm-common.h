@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "util/clock.h"
 #include "lazyvm.h"
 
@@ -25,12 +26,29 @@ struct vm_cli_opts {
 	const char *stats_json;	/* --stats-json FILE */
 };
 
+enum {
+	VM_OPT_GUEST = CLI_OPT_VM, VM_OPT_MEM, VM_OPT_SEED, VM_OPT_ITERATIONS,
+	VM_OPT_VCPUS, VM_OPT_BACKING, VM_OPT_MODE, VM_OPT_STATS_JSON,
+};
+/* getopt_long entries of the VM options, one by one and all together. */
+#define VM_OPT_ENTRY_BACKING { "backing", required_argument, NULL, VM_OPT_BACKING }
+#define VM_OPT_ENTRY_STATS_JSON { "stats-json", required_argument, NULL, VM_OPT_STATS_JSON }
+#define VM_CLI_OPTIONS \
+	{ "guest", required_argument, NULL, VM_OPT_GUEST }, \
+	{ "mem", required_argument, NULL, VM_OPT_MEM }, \
+	{ "seed", required_argument, NULL, VM_OPT_SEED }, \
+	{ "iterations", required_argument, NULL, VM_OPT_ITERATIONS }, \
+	{ "vcpus", required_argument, NULL, VM_OPT_VCPUS }, \
+	VM_OPT_ENTRY_BACKING, \
+	{ "mode", required_argument, NULL, VM_OPT_MODE }, \
+	VM_OPT_ENTRY_STATS_JSON
+
 void vm_cli_opts_init(struct vm_cli_opts *o);
 /*
- * If argv[*i] is a VM option, consume it (and its value; *i advances) and
- * return 1; 0 when it is not one; EXIT_USAGE after printing the error.
+ * If code (from cli_getopt) is a VM option, apply its value and return 1;
+ * 0 when it is not one; EXIT_USAGE after printing the error.
  */
-int vm_cli_parse(struct vm_cli_opts *o, const char *cmd, int argc, char **argv, int *i);
+int vm_cli_apply(struct vm_cli_opts *o, const char *cmd, int code, const char *val);
 /* The usage lines of the options above. */
 extern const char vm_cli_usage[];
 

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* 2 MiB hugetlb pool accounting through sysfs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "core/hugetlb.h"
 
@@ -30,32 +33,60 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+/* Free pages nobody has a claim on yet: free_hugepages still counts the
+ * pages reserved by mappings that have not faulted them in (resv_hugepages),
+ * and another process's mmap would fail if we counted those as ours. */
 long hugetlb_free_pages(void)
 {
-	return read_long(HP_DIR "free_hugepages");
+	long free_now = read_long(HP_DIR "free_hugepages");
+	long resv = read_long(HP_DIR "resv_hugepages");
+	if (free_now < 0 || resv < 0)
+		return free_now < 0 ? free_now : resv;
+	return free_now > resv ? free_now - resv : 0;
 }
 
+/* nr_hugepages is read-modify-written by every process that borrows from the
+ * pool; serialise that across processes so no one's increment is lost. */
+static int pool_lock(void)
+{
+	int fd = open("/run/lazyvm-hugetlb.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;	/* -1: run unlocked (no /run): the old best effort */
+}
+
+static void pool_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Add `pages` to the pool rather than only the shortfall: several processes
+ * (two test runs, restores) may be between their reserve and their mmap at
+ * once, and each must bring its own pages or one of them finds none.  Only
+ * when the kernel cannot grow the pool do we settle for unclaimed free pages
+ * that were there already (a pool the administrator set up).
+ */
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 {
-	long free_now = hugetlb_free_pages();
-	if (free_now < 0)
-		return (int)free_now;
-	if (free_now >= pages)
-		return 0;
+	int lock = pool_lock();
 	long nr = read_long(HP_DIR "nr_hugepages");
-	if (nr < 0)
-		return (int)nr;
-	long want = pages - free_now;
-	int ret = write_long(HP_DIR "nr_hugepages", nr + want);
-	if (ret)
-		return ret;
-	/* Count what the kernel really added (it may find fewer pages). */
-	long now = read_long(HP_DIR "nr_hugepages");
-	r->added += now > nr ? now - nr : 0;
-	/* The kernel grants what it can find contiguous; check, don't trust. */
-	if (hugetlb_free_pages() < pages) {
+	int ret = nr < 0 ? (int)nr : write_long(HP_DIR "nr_hugepages", nr + pages);
+	if (nr >= 0) {
+		/* Count what the kernel really added (it may find fewer pages). */
+		long now = read_long(HP_DIR "nr_hugepages");
+		r->added += now > nr ? now - nr : 0;
+	}
+	long avail = hugetlb_free_pages();
+	pool_unlock(lock);
+	if (avail < 0)
+		return (int)avail;
+	if (avail < pages && r->added < pages) {
 		hugetlb_release(r);
-		return -ENOMEM;
+		return ret ? ret : -ENOMEM;
 	}
 	return 0;
 }
@@ -63,9 +94,11 @@ int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 void hugetlb_release(struct hugetlb_reservation *r)
 {
 	if (r->added > 0) {
+		int lock = pool_lock();
 		long nr = read_long(HP_DIR "nr_hugepages");
 		if (nr >= 0)
 			write_long(HP_DIR "nr_hugepages", nr > r->added ? nr - r->added : 0);
+		pool_unlock(lock);
 	}
 	r->added = 0;
 }

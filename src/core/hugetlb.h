@@ -10,10 +10,11 @@ struct hugetlb_reservation {
 };
 #define HUGETLB_RESERVATION_INIT { 0 }
 
-/* Free 2 MiB pages in the pool, or -errno. */
+/* Free 2 MiB pages in the pool that no mapping has reserved, or -errno. */
 long hugetlb_free_pages(void);
-/* Make sure `pages` free 2 MiB pages exist, raising nr_hugepages if needed
- * (root).  -ENOMEM when the kernel could not find them. */
+/* Borrow `pages` 2 MiB pages: raise nr_hugepages by that many (root); if the
+ * kernel cannot, use unclaimed free pages already in the pool.  -ENOMEM when
+ * neither gives `pages`. */
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r);
 /* Take back the pages hugetlb_reserve added.  Relative, not a restore of
  * the old value: several processes (tests, restores) may borrow from the

@@ -7,11 +7,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/loop.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */
 #endif
+
+void lvm_engine_opts_init(struct lvm_engine_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->uffd = -1;
+}
 
 int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out)
 {
@@ -34,9 +40,13 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->supply_lock, NULL);
-	pthread_cond_init(&e->cond, NULL);
 
-	int ret;
+	int ret = mono_cond_init(&e->cond);
+	if (ret) {
+		e->opts.uffd = -1;	/* the caller still owns an fd it passed */
+		lvm_engine_destroy(e);
+		return ret;
+	}
 	if (e->opts.uffd >= 0) {
 		/* Adopted (Firecracker did the handshake): assume what the kernel
 		 * offers; range ioctls fail cleanly if something is missing. */
@@ -165,7 +175,7 @@ static void worker_free(struct worker *w)
 static int engine_alloc_units(struct lvm_engine *e)
 {
 	size_t unit = e->opts.fault_around;
-	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : (512u << 10);
+	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	if (e->opts.background_fill && chunk > unit)
 		unit = chunk;
 	for (unsigned i = 0; i < e->nregions; i++)
@@ -328,16 +338,7 @@ bool lvm_engine_is_present(struct lvm_engine *e, struct lvm_source *src, uint64_
 
 int lvm_engine_wait_filled(struct lvm_engine *e, int timeout_ms)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	struct timespec dl = mono_deadline(timeout_ms < 0 ? 0 : (uint64_t)timeout_ms);
 	int ret = 0;
 	pthread_mutex_lock(&e->lock);
 	while (atomic_load(&e->unresolved) && !atomic_load(&e->stopping) && !ret) {
@@ -431,5 +432,12 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *s)
 
 const char *lvm_engine_error(const struct lvm_engine *e)
 {
-	return e->error;
+	/* The writers (engine_record_error) fill e->error once, under err_lock;
+	 * taking it here orders this read after that write.  The text never
+	 * changes after, so the pointer stays valid until destroy. */
+	pthread_mutex_t *lock = (pthread_mutex_t *)&e->err_lock;
+	pthread_mutex_lock(lock);
+	const char *msg = e->error;
+	pthread_mutex_unlock(lock);
+	return msg;
 }

@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fault engine internals shared by loop.c (threads, event loop) and
- * install.c (claiming pages and putting content in place).
+ * Fault engine internals: the types every engine file shares.  The files
+ * build on each other in one direction, never back:
+ *
+ *   events.c   page-state transitions, REMOVE/UNMAP/REMAP, reading the uffd
+ *   install.c  claiming pages, COPY/CONTINUE/ZEROPAGE/POISON   (uses events)
+ *   loop.c     serving a fault, handler and fill threads     (uses install)
+ *   api.c      the public lifecycle in lazyvm.h                 (uses loop)
+ *
+ * Each has its own header (events.h, install.h, loop.h) declaring what the
+ * files above it may call.
  *
  * Per-page state (one byte per backing page):
  *
@@ -120,38 +128,5 @@ struct lvm_engine {
 	pthread_mutex_t err_lock;
 	char error[512];
 };
-
-/* loop.c */
-void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-int engine_drain_events(struct lvm_engine *e, struct worker *w);
-void *engine_handler_thread(void *worker);
-void *engine_fill_thread(void *worker);
-/* Serve every fault queued on w (any thread that drained must serve). */
-void engine_serve_queued(struct worker *w);
-struct region *engine_region_of(struct lvm_engine *e, uint64_t addr);
-
-/* install.c */
-bool page_cas(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t from, uint8_t to);
-uint8_t page_xchg(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t to);
-static inline uint8_t page_get(struct region *r, uint64_t p)
-{
-	return atomic_load_explicit(&r->state[p], memory_order_acquire);
-}
-/* Claim the run of MISSING pages around page p within [win_lo, win_hi). */
-bool engine_claim_run(struct lvm_engine *e, struct region *r, uint64_t p,
-		      uint64_t win_lo, uint64_t win_hi, struct run *out);
-/* Fetch the run's content and install it; background selects the counter. */
-int engine_fetch_install(struct worker *w, struct run *run, bool background);
-/* Install given content (NULL: zeros) into the CLAIMED pages of run. */
-int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool background);
-/* Serve a page the guest discarded (ZERO) with zeros. */
-int engine_serve_zero(struct worker *w, struct region *r, uint64_t p);
-/* MINOR fault on a page the page cache already has: map it. */
-int engine_continue_only(struct worker *w, struct region *r, uint64_t p);
-/* MINOR region, page PRESENT or ZERO: map what the page cache has, or zeros. */
-void engine_serve_cached(struct worker *w, struct region *r, uint64_t p);
-/* Source failed for the claimed run: poison it so the guest gets SIGBUS. */
-void engine_fail_run(struct lvm_engine *e, struct run *run, int err, const char *why);
 
 #endif

@@ -8,40 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/engine.h"
-
-static int unresolved_class(uint8_t s)
-{
-	return s == PG_MISSING || s == PG_CLAIMED;
-}
-
-static void account(struct lvm_engine *e, uint8_t from, uint8_t to)
-{
-	int d = unresolved_class(to) - unresolved_class(from);
-	if (d > 0)
-		atomic_fetch_add(&e->unresolved, 1);
-	else if (d < 0 && atomic_fetch_sub(&e->unresolved, 1) == 1) {
-		pthread_mutex_lock(&e->lock);
-		pthread_cond_broadcast(&e->cond);
-		pthread_mutex_unlock(&e->lock);
-	}
-}
-
-bool page_cas(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t from, uint8_t to)
-{
-	uint8_t expect = from;
-	if (!atomic_compare_exchange_strong(&r->state[p], &expect, to))
-		return false;
-	account(e, from, to);
-	return true;
-}
-
-uint8_t page_xchg(struct lvm_engine *e, struct region *r, uint64_t p, uint8_t to)
-{
-	uint8_t old = atomic_exchange(&r->state[p], to);
-	account(e, old, to);
-	return old;
-}
+#include "engine/install.h"
 
 bool engine_claim_run(struct lvm_engine *e, struct region *r, uint64_t p,
 		      uint64_t win_lo, uint64_t win_hi, struct run *out)
@@ -73,6 +40,27 @@ static void eagain_backoff(unsigned attempt)
 	long us = 10L << (attempt < 10 ? attempt - 4 : 6);
 	struct timespec ts = { 0, (us > 1000 ? 1000 : us) * 1000 };
 	nanosleep(&ts, NULL);
+}
+
+/* COPY/CONTINUE said EAGAIN: a REMOVE/UNMAP is queued (mmap_changing). */
+static bool install_must_retry(struct lvm_engine *e, int ret)
+{
+	return ret == -EAGAIN && !atomic_load(&e->stopping);
+}
+
+/*
+ * Called with mm_lock held for reading, after install_must_retry(): let go
+ * of the lock, read the queued events (faults land on w's queue), back off,
+ * and take the lock again.  The caller looks at the pages' state again.
+ */
+static void install_wait_for_events(struct worker *w, unsigned *attempt)
+{
+	struct lvm_engine *e = w->e;
+	atomic_fetch_add(&e->st.eagain_retries, 1);
+	pthread_rwlock_unlock(&e->mm_lock);
+	engine_drain_events(e, w);
+	eagain_backoff((*attempt)++);
+	pthread_rwlock_rdlock(&e->mm_lock);
 }
 
 /*
@@ -157,13 +145,8 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 			ret = 0;
 			continue;
 		}
-		if (ret == -EAGAIN && !atomic_load(&e->stopping)) {
-			/* A REMOVE/UNMAP is queued: read it, then look again. */
-			atomic_fetch_add(&e->st.eagain_retries, 1);
-			pthread_rwlock_unlock(&e->mm_lock);
-			engine_drain_events(e, w);
-			eagain_backoff(attempt++);
-			pthread_rwlock_rdlock(&e->mm_lock);
+		if (install_must_retry(e, ret)) {
+			install_wait_for_events(w, &attempt);
 			ret = 0;
 			continue;
 		}
@@ -189,16 +172,22 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 	return 0;
 }
 
-int engine_fetch_install(struct worker *w, struct run *run, bool background)
+int engine_fetch(struct worker *w, const struct run *run, const void **data)
 {
 	struct region *r = run->r;
 	uint64_t len = (run->hi - run->lo) << r->pshift;
 	uint64_t off = r->src_off + (run->lo << r->pshift);
-	const void *data = NULL;
 
+	*data = NULL;
 	if (r->src->ops.hint)
 		r->src->ops.hint(r->src->ctx, off, len);
-	int ret = source_get(r->src, off, len, w->scratch, &data);
+	return source_get(r->src, off, len, w->scratch, data);
+}
+
+int engine_fetch_install(struct worker *w, struct run *run, bool background)
+{
+	const void *data;
+	int ret = engine_fetch(w, run, &data);
 	if (ret == LVM_SOURCE_PENDING)
 		return 0;	/* lvm_engine_supply() finishes it */
 	if (ret < 0) {
@@ -228,13 +217,9 @@ int engine_continue_only(struct worker *w, struct region *r, uint64_t p)
 	pthread_rwlock_rdlock(&e->mm_lock);
 	for (;;) {
 		ret = uffd_continue(e->uffd, page_addr(r, p), r->psz, 0, &done);
-		if (ret != -EAGAIN || atomic_load(&e->stopping))
+		if (!install_must_retry(e, ret))
 			break;
-		atomic_fetch_add(&e->st.eagain_retries, 1);
-		pthread_rwlock_unlock(&e->mm_lock);
-		engine_drain_events(e, w);
-		eagain_backoff(attempt++);
-		pthread_rwlock_rdlock(&e->mm_lock);
+		install_wait_for_events(w, &attempt);
 	}
 	pthread_rwlock_unlock(&e->mm_lock);
 	if (ret == -EEXIST) {

@@ -1,168 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fault engine: handler threads that read the uffd, apply the events,
- * and serve faults; a background thread that streams the rest; stats.  The
+ * The fault engine's threads: handlers that read the uffd, apply the events
+ * and serve faults; a background thread that streams the rest.  The
  * core loop is Firecracker's example handler's, made multi-threaded: poll,
  * read everything pending, apply removals, serve faults.
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/loop.h"
 #include "util/thread-latency.h"
 
-#define DEFAULT_FILL_CHUNK (512u << 10)
 /* Background installs happen in pieces this big so a thread waiting to read
  * the uffd (write lock) never waits behind one long COPY. */
 #define FILL_PIECE (256u << 10)
 
-void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
-{
-	char msg[sizeof(e->error)];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(msg) && err)
-		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-err));
-	pthread_mutex_lock(&e->err_lock);
-	bool first = !e->error[0];
-	if (first)
-		memcpy(e->error, msg, sizeof(msg));
-	pthread_mutex_unlock(&e->err_lock);
-	if (e->opts.on_error)
-		e->opts.on_error(e->opts.on_error_ctx, msg);
-}
-
-void lvm_engine_opts_init(struct lvm_engine_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->uffd = -1;
-}
-
-struct region *engine_region_of(struct lvm_engine *e, uint64_t addr)
-{
-	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
-		uint64_t base = atomic_load(&r->base);
-		if (addr >= base && addr - base < r->size)
-			return r;
-	}
-	return NULL;
-}
-
-/* ---- events ------------------------------------------------------------- */
-
-/* Apply fn to the pages of every region that [start, end) covers. */
-static void for_pages_in(struct lvm_engine *e, uint64_t start, uint64_t end,
-			 void (*fn)(struct lvm_engine *, struct region *, uint64_t, uint64_t))
-{
-	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
-		uint64_t base = atomic_load(&r->base);
-		uint64_t lo = start > base ? start : base;
-		uint64_t hi = end < base + r->size ? end : base + r->size;
-		if (lo >= hi)
-			continue;
-		/* Partial pages are not discarded by the kernel: round inward. */
-		uint64_t first = (lo - base + r->psz - 1) >> r->pshift;
-		uint64_t last = (hi - base) >> r->pshift;
-		if (first < last)
-			fn(e, r, first, last);
-	}
-}
-
-static void mark_zero(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b)
-{
-	for (uint64_t p = a; p < b; p++)
-		if (page_get(r, p) != PG_GONE)
-			page_xchg(e, r, p, PG_ZERO);
-}
-
-static void mark_gone(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b)
-{
-	for (uint64_t p = a; p < b; p++)
-		page_xchg(e, r, p, PG_GONE);
-	if (a == 0 && b == r->npages)
-		atomic_store(&r->gone, true);
-}
-
-static void apply_remap(struct lvm_engine *e, const struct uffd_msg *m)
-{
-	uint64_t from = m->arg.remap.from, to = m->arg.remap.to, len = m->arg.remap.len;
-	struct region *r = engine_region_of(e, from);
-	if (r && from == atomic_load(&r->base) && len == r->size) {
-		atomic_store(&r->base, to);	/* the whole region moved */
-		return;
-	}
-	/* Part of a region moved: we cannot follow it page by page. */
-	for_pages_in(e, from, from + len, mark_gone);
-	engine_record_error(e, 0, "partial mremap of guest memory (0x%llx+0x%llx) is not "
-			    "supported; those pages are no longer served",
-			    (unsigned long long)from, (unsigned long long)len);
-}
-
-static void apply_event(struct lvm_engine *e, const struct uffd_msg *m)
-{
-	switch (m->event) {
-	case UFFD_EVENT_REMOVE:
-		atomic_fetch_add(&e->st.remove_events, 1);
-		for_pages_in(e, m->arg.remove.start, m->arg.remove.end, mark_zero);
-		break;
-	case UFFD_EVENT_UNMAP:
-		atomic_fetch_add(&e->st.unmap_events, 1);
-		for_pages_in(e, m->arg.remove.start, m->arg.remove.end, mark_gone);
-		break;
-	case UFFD_EVENT_REMAP:
-		atomic_fetch_add(&e->st.remap_events, 1);
-		apply_remap(e, m);
-		break;
-	case UFFD_EVENT_FORK:	/* not requested; never leak the child's fd */
-		close((int)m->arg.fork.ufd);
-		break;
-	default:
-		break;
-	}
-}
+/* ---- serving a fault ----------------------------------------------------- */
 
 /*
- * Read every pending message (DESIGN.md §4: drain the queue before acting),
- * apply the events at once, and queue the faults on w.  Under the write
- * lock: see engine.h.  Returns the number of faults queued.
+ * MINOR region, page already served (PRESENT) or discarded (ZERO).  The
+ * fault's flag says what the page cache held when the fault was raised,
+ * which may be stale; ask the page cache now (get_folio_noalloc): resident
+ * means map it as it is (ours, or the guest's after a DONTNEED that only
+ * dropped the mapping), absent means the guest punched it: zeros.
  */
-int engine_drain_events(struct lvm_engine *e, struct worker *w)
+static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 {
-	struct uffd_msg msgs[64];
-	int queued = 0;
-
-	pthread_rwlock_wrlock(&e->mm_lock);
-	while (w->nfaults < ENGINE_MAX_FAULTS) {
-		int room = ENGINE_MAX_FAULTS - w->nfaults;
-		int n = uffd_read_msgs(e->uffd, msgs, room < 64 ? room : 64);
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
-				w->faults[w->nfaults++] = msgs[i];
-				queued++;
-			} else {
-				apply_event(e, &msgs[i]);
-			}
-		}
-	}
-	pthread_rwlock_unlock(&e->mm_lock);
-	return queued;
+	if (backing_is_present(r->mem, p << r->pshift) && !engine_continue_only(w, r, p))
+		return;
+	page_cas(w->e, r, p, PG_PRESENT, PG_ZERO);
+	engine_serve_zero(w, r, p);
 }
-
-/* ---- serving a fault ----------------------------------------------------- */
 
 static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 {
@@ -229,21 +97,6 @@ void engine_serve_queued(struct worker *w)
 	w->nfaults = 0;
 }
 
-/*
- * MINOR region, page already served (PRESENT) or discarded (ZERO).  The
- * fault's flag says what the page cache held when the fault was raised,
- * which may be stale; ask the page cache now (get_folio_noalloc): resident
- * means map it as it is (ours, or the guest's after a DONTNEED that only
- * dropped the mapping), absent means the guest punched it: zeros.
- */
-void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
-{
-	if (backing_is_present(r->mem, p << r->pshift) && !engine_continue_only(w, r, p))
-		return;
-	page_cas(w->e, r, p, PG_PRESENT, PG_ZERO);
-	engine_serve_zero(w, r, p);
-}
-
 static void demand_done(struct lvm_engine *e)
 {
 	if (atomic_fetch_sub(&e->demand_active, 1) == 1) {
@@ -307,11 +160,7 @@ static void fill_wait_first_fault(struct lvm_engine *e)
 {
 	if (!e->opts.fill_delay_ms)
 		return;
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	uint64_t ns = (uint64_t)dl.tv_nsec + e->opts.fill_delay_ms * 1000000ull;
-	dl.tv_sec += (time_t)(ns / 1000000000ull);
-	dl.tv_nsec = (long)(ns % 1000000000ull);
+	struct timespec dl = mono_deadline(e->opts.fill_delay_ms);
 	pthread_mutex_lock(&e->lock);
 	while (!atomic_load(&e->st.faults) && !atomic_load(&e->stopping))
 		if (pthread_cond_timedwait(&e->cond, &e->lock, &dl) == ETIMEDOUT)
@@ -322,7 +171,7 @@ static void fill_wait_first_fault(struct lvm_engine *e)
 static void fill_region(struct worker *w, struct region *r)
 {
 	struct lvm_engine *e = w->e;
-	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : DEFAULT_FILL_CHUNK;
+	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	uint64_t span = chunk > r->psz ? chunk >> r->pshift : 1;
 	uint64_t piece = FILL_PIECE > r->psz ? FILL_PIECE >> r->pshift : 1;
 
@@ -338,12 +187,8 @@ static void fill_region(struct worker *w, struct region *r)
 		uint64_t hi = p + span < r->npages ? p + span : r->npages;
 		if (!engine_claim_run(e, r, p, p, hi, &run))
 			continue;
-		uint64_t len = (run.hi - run.lo) << r->pshift;
-		const void *data = NULL;
-		if (r->src->ops.hint)
-			r->src->ops.hint(r->src->ctx, r->src_off + (run.lo << r->pshift), len);
-		int ret = source_get(r->src, r->src_off + (run.lo << r->pshift), len,
-				     w->scratch, &data);
+		const void *data;
+		int ret = engine_fetch(w, &run, &data);
 		if (ret == LVM_SOURCE_PENDING) {
 			p = run.hi;
 			continue;

@@ -3,6 +3,7 @@
 #ifndef LAZYVM_CLOCK_H
 #define LAZYVM_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -17,6 +18,32 @@ static inline uint64_t clock_now_ns(clockid_t c)
 static inline uint64_t mono_now_ns(void)
 {
 	return clock_now_ns(CLOCK_MONOTONIC);
+}
+
+/*
+ * Timed waits: a condvar whose pthread_cond_timedwait() deadline is on
+ * CLOCK_MONOTONIC, so setting the wall clock neither cuts a wait short nor
+ * stretches it.  Every timed wait in the tree uses this pair.
+ */
+static inline int mono_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+	int ret = pthread_condattr_init(&attr);
+	if (ret)
+		return -ret;
+	ret = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!ret)
+		ret = pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+	return -ret;
+}
+
+/* The CLOCK_MONOTONIC deadline ms milliseconds from now (for mono_cond_init
+ * condvars). */
+static inline struct timespec mono_deadline(uint64_t ms)
+{
+	uint64_t ns = mono_now_ns() + ms * 1000000ull;
+	return (struct timespec){ (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "vmm/vmm-internal.h"
 #include "layout.h"
 
@@ -149,12 +150,16 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->iterations = o->iterations;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
 	serial_init(&vm->serial, o->serial_fd);
 
-	ret = vcpu_install_kick_handler();
-	if (ret)
-		snprintf(err, errlen, "sigaction: %s", strerror(-ret));
+	ret = mono_cond_init(&vm->cond);
+	if (ret) {
+		snprintf(err, errlen, "pthread_cond_init: %s", strerror(-ret));
+	} else {
+		ret = vcpu_install_kick_handler();
+		if (ret)
+			snprintf(err, errlen, "sigaction: %s", strerror(-ret));
+	}
 	if (!ret)
 		ret = vmm_open_kvm(vm, err, errlen);
 	if (!ret)
@@ -264,11 +269,7 @@ void vmm_abort(struct vmm *vm, const char *msg)
 
 int vmm_wait_timeout(struct vmm *vm, int timeout_ms, char *err, size_t errlen)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
-	until.tv_sec += (time_t)(ns / 1000000000ull);
-	until.tv_nsec = (long)(ns % 1000000000ull);
+	struct timespec until = mono_deadline(timeout_ms < 0 ? 0 : (uint64_t)timeout_ms);
 	pthread_mutex_lock(&vm->lock);
 	while (vm->live) {
 		if (timeout_ms < 0) {
