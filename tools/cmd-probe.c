@@ -5,6 +5,7 @@
 
 #include "lazyvm.h"
 #include "cli.h"
+#include "core/share.h"
 #include "core/uffd.h"
 
 static void print_json_string(const char *s)
@@ -54,6 +55,18 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 	       "it)\n");
 }
 
+/* restore --share: one page cache for many VMs (docs/sharing.md). */
+static void probe_print_share_verdict(const struct lvm_probe *share)
+{
+	if (!share->err)
+		printf("share: one page cache for many VMs on this kernel (MINOR on a MAP_PRIVATE "
+		       "memfd mapping: UFFDIO_CONTINUE maps the cache's page, a write copies it): "
+		       "restore --share keeps a snapshot's memory once per host\n");
+	else
+		printf("share: no true sharing on this kernel (%s): restore --share fetches each "
+		       "page once per host but copies it into every VM\n", share->reason);
+}
+
 int cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -82,6 +95,8 @@ int cmd_probe(int argc, char **argv)
 		for (int m = 0; m < LVM_MODE__COUNT; m++)
 			lvm_probe((enum lvm_backing)b, (enum lvm_mode)m, &p[b][m]);
 
+	struct lvm_probe share;
+	share_probe(&share);
 	if (json) {
 		printf("{\"uffd_features\":\"0x%llx\",\"matrix\":{", (unsigned long long)features);
 		for (int b = 0; b < LVM_BACKING__COUNT; b++) {
@@ -94,6 +109,8 @@ int cmd_probe(int argc, char **argv)
 			}
 			printf("}");
 		}
+		printf("},\"share\":{\"supported\":%s,\"reason\":", share.err ? "false" : "true");
+		print_json_string(share.reason);
 		printf("}}\n");
 		return 0;
 	}
@@ -115,5 +132,6 @@ int cmd_probe(int argc, char **argv)
 	}
 	printf("\n");
 	probe_print_gmem_verdict(p[LVM_BACKING_GMEM]);
+	probe_print_share_verdict(&share);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/share.h"
 #include "util/timeline.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
@@ -21,6 +22,7 @@ static int restore_usage(FILE *f, int status)
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
 		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
+		"                      [--share [--share-linger SECONDS] [--share-dir DIR]]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
@@ -28,8 +30,32 @@ static int restore_usage(FILE *f, int status)
 		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
+		"  --share              the snapshot's memory once per host: VMs restored from\n"
+		"                       it map one page cache privately (reads share, writes\n"
+		"                       copy); stats add shared_pages, private_pages, pss_kib\n"
+		"  --share-linger SECONDS  keep the cache this long after its last VM (default 0)\n"
+		"  --share-dir DIR      where caches live (default $LAZYVM_SHARE_DIR or /dev/shm)\n"
+		"  --share-sync N       tests, benchmarks: sample memory use when N VMs of the\n"
+		"                       cache have ended, so each Pss is taken with all N mapped\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
+}
+
+/* --share: how much of the guest's memory is the shared cache's and how much
+ * its own, from smaps, sampled after the guest ended and before teardown. */
+static void restore_stats_share(struct vm_restore *rs, struct vm_stats *st)
+{
+	struct share_usage u;
+	int ret = vm_restore_share_usage(rs, &u);
+	if (ret == -ENOENT)
+		return;
+	if (ret)
+		fprintf(stderr, "lazyvm restore: --share-sync: %s (sampled anyway)\n", strerror(-ret));
+	vm_stats_add(st, "shared_pages", "%llu", (unsigned long long)((u.rss_kib - u.anon_kib) / 4));
+	vm_stats_add(st, "private_pages", "%llu", (unsigned long long)(u.anon_kib / 4));
+	vm_stats_add(st, "pss_kib", "%llu", (unsigned long long)u.pss_kib);
+	vm_stats_add(st, "guest_rss_kib", "%llu", (unsigned long long)u.rss_kib);
+	vm_stats_add(st, "guest_pss_kib", "%llu", (unsigned long long)u.guest_pss_kib);
 }
 
 static int restore_status(int err)
@@ -44,8 +70,31 @@ static int restore_status(int err)
 
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
-	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET,
+	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_SHARE,
+	RESTORE_OPT_SHARE_LINGER, RESTORE_OPT_SHARE_DIR, RESTORE_OPT_SHARE_SYNC,
 };
+
+static int restore_apply_share(struct vm_restore_opts *ro, int ch, const char *val)
+{
+	unsigned long n;
+	switch (ch) {
+	case RESTORE_OPT_SHARE:
+		ro->share = true;
+		return 1;
+	case RESTORE_OPT_SHARE_LINGER:
+	case RESTORE_OPT_SHARE_SYNC:
+		if (cli_parse_uint(val, 86400ul * 365, &n))
+			return cli_fail(EXIT_USAGE, "restore", "%s: bad number '%s'",
+					ch == RESTORE_OPT_SHARE_SYNC ? "--share-sync" : "--share-linger", val);
+		*(ch == RESTORE_OPT_SHARE_SYNC ? &ro->share_sync : &ro->share_linger_s) = (unsigned)n;
+		return 1;
+	case RESTORE_OPT_SHARE_DIR:
+		ro->share_dir = val;
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 {
@@ -69,7 +118,7 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 		ro->uffd_socket = val;
 		return 1;
 	default:
-		return 0;
+		return restore_apply_share(ro, ch, val);
 	}
 }
 
@@ -83,6 +132,10 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "memory-file", required_argument, NULL, RESTORE_OPT_MEMORY_FILE },
 		{ "fault-around", required_argument, NULL, RESTORE_OPT_FAULT_AROUND },
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
+		{ "share", no_argument, NULL, RESTORE_OPT_SHARE },
+		{ "share-linger", required_argument, NULL, RESTORE_OPT_SHARE_LINGER },
+		{ "share-dir", required_argument, NULL, RESTORE_OPT_SHARE_DIR },
+		{ "share-sync", required_argument, NULL, RESTORE_OPT_SHARE_SYNC },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	int ch, r;
@@ -144,6 +197,7 @@ int cmd_restore(int argc, char **argv)
 	timeline_json(&tl, steps, sizeof(steps));
 	vm_stats_add(&st, "steps_us", "%s", steps);
 	vm_stats_add(&st, "start_monotonic_ns", "%llu", (unsigned long long)st.start_ns);
+	restore_stats_share(rs, &st);
 	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));

@@ -26,6 +26,7 @@
 #include "lazyvm.h"
 
 struct lvm_mem;
+struct share_cache;
 
 struct backing_ops {
 	enum lvm_backing kind;
@@ -44,6 +45,7 @@ struct lvm_mem {
 	int fd;			/* -1 for anon */
 	int own_vm_fd;		/* gmem created without a VM: ours to close */
 	void *alias;		/* second mapping of fd, for MINOR fills */
+	struct share_cache *share;	/* a private mapping of the shared cache (core/share.h) */
 };
 
 const struct backing_ops *backing_ops_get(enum lvm_backing b);

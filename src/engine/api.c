@@ -122,7 +122,7 @@ int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode 
 		return idx;
 	struct region *r = &e->regions[idx];
 	int ret = 0;
-	if (m == LVM_MODE_MINOR)
+	if (m == LVM_MODE_MINOR && !mem->share)
 		ret = backing_alias(mem, &r->alias);
 	if (!ret)
 		ret = backing_can_userfault(mem, e->uffd, m, true);
@@ -133,9 +133,10 @@ int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode 
 		return ret;
 	}
 	r->mem = mem;
-	r->minor = m == LVM_MODE_MINOR;
-	/* UFFDIO_ZEROPAGE is for private anon; shared memory takes a COPY of zeros. */
-	r->zeropage_ok = r->zeropage_ok && mem->fd < 0;
+	r->shared_cache = mem->share && m == LVM_MODE_MINOR;
+	r->minor = m == LVM_MODE_MINOR && !r->shared_cache;
+	/* UFFDIO_ZEROPAGE is for private mappings; shared memory takes a COPY of zeros. */
+	r->zeropage_ok = r->zeropage_ok && (mem->fd < 0 || r->shared_cache);
 	return idx;
 }
 

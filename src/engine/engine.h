@@ -69,6 +69,10 @@ struct region {
 	uint8_t *alias;		/* MINOR: second mapping we write content through */
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
 	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
+	/* A private mapping of the shared page cache (core/share.h): the source
+	 * put the content in the cache; install = UFFDIO_CONTINUE, zeros =
+	 * UFFDIO_ZEROPAGE; the cache is never written or punched from here. */
+	bool shared_cache;
 	struct lvm_source *src;
 	uint64_t src_off;
 	_Atomic uint8_t *state;

@@ -59,9 +59,17 @@ struct vm_restore_opts {
 	/* Optional: where the restore marks its steps (timeline.h); must
 	 * outlive the restore. */
 	struct timeline *timeline;
+	/* --share: memory from the per-host shared page cache (restore-share.c);
+	 * linger: seconds it outlives its last user; dir: NULL = /dev/shm;
+	 * sync: sample memory use when this many VMs of the cache ended. */
+	bool share;
+	unsigned share_linger_s;
+	const char *share_dir;
+	unsigned share_sync;
 };
 
 struct vm_restore;
+struct share_usage;
 
 /*
  * Open dir, create the VM it describes, load its state, and make memory
@@ -82,6 +90,8 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs);
 /* Engine counters (zero for eager). */
 void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out);
+/* --share: memory use of the guest (smaps), sampled now; -ENOENT without. */
+int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out);
 void vm_restore_close(struct vm_restore *rs);
 
 #endif

@@ -38,6 +38,10 @@ struct vmm_opts {
 	/* Optional: the VM's creation steps and first KVM_RUN are marked here
 	 * (timeline.h); must outlive the VM. */
 	struct timeline *timeline;
+	/* Optional: use this guest memory (size mem_size; the VM takes it over)
+	 * instead of creating it on `backing` (e.g. a private mapping of the
+	 * shared page cache, core/share.h). */
+	struct lvm_mem *mem;
 };
 
 /*
