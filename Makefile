@@ -143,11 +143,16 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' \
 $(BUILD)/lazyvm.pc: lazyvm.pc.in
 	$(Q)$(PC_SED) $< > $@
 
-# Tests find the CLI and build tree through these variables.
+# Tests find the CLI and build tree through these variables.  Each program
+# runs under tests/run-test.sh (a timeout naming the program that hung) and
+# arms the watchdog of tests/tap.h, scaled for the slower sanitizer builds.
+WATCHDOG_SCALE ?= $(if $(SANITIZE),4,1)
+TEST_TIMEOUT   ?= $(shell echo $$((1200 * $(WATCHDOG_SCALE))))
 check: all
 	LAZYVM=$(abspath $(CLI)) LAZYVM_BUILD=$(abspath $(BUILD)) \
+	  LAZYVM_WATCHDOG_SCALE=$(WATCHDOG_SCALE) LAZYVM_TEST_TIMEOUT=$(TEST_TIMEOUT) \
 	  TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
-	  prove -v -f --exec '' $(TESTS)
+	  prove -v -f --exec 'sh tests/run-test.sh' $(TESTS)
 
 demo: all
 	@LAZYVM=$(abspath $(CLI)) sh tools/demo.sh

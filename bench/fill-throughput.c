@@ -42,7 +42,7 @@ static double run_engine(size_t chunk)
 {
 	struct lvm_mem *mem;
 	struct lvm_engine *e;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_ANON, .size = region, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = region, .kvm_vm_fd = -1 };
 	struct lvm_engine_opts o;
 	lvm_engine_opts_init(&o);
 	o.threads = 1;

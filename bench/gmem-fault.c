@@ -29,7 +29,7 @@ static double run(int m, int handler_cpu, int toucher_cpu)
 	bench_pin(handler_cpu);	/* the engine's threads inherit it */
 	int ret;
 	if (m < 0) {
-		struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = region,
+		struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = region,
 					   .kvm_vm_fd = -1 };
 		ret = lvm_mem_create(&mo, &mem);
 	} else {
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: gmem-fault [MiB=8] [repeats=5 (1..64)]\n");
 		return 64;
 	}
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	for (int m = LVM_MODE_MISSING; m <= LVM_MODE_MINOR; m++) {
 		lvm_probe(LVM_BACKING_GMEM, (enum lvm_mode)m, &p);
 		if (p.err) {

@@ -45,6 +45,8 @@ struct guest_params {
 	uint64_t vcpus;
 	uint64_t prefix;	/* boot-like: bytes of the dense sequential prefix */
 	uint64_t barrier;	/* vCPUs arrived at the final barrier */
+	uint64_t fill;		/* workload: data pages written whole first (--fill) */
+	uint64_t filled;	/* vCPUs done with that fill phase */
 };
 
 #endif

@@ -52,6 +52,27 @@ static inline void wl_random(volatile uint64_t *data, uint64_t npages, uint64_t 
 		wl_step(data, npages, seed, k, cpu, vcpus);
 }
 
+/*
+ * workload --fill: before any random touch, every word of the first `pages`
+ * data pages gets a non-zero value derived from the seed, so migrations and
+ * snapshots move real bytes (an all-zero page travels as a flag, and is
+ * elided from snapshots).  Each vCPU fills the pages it owns in wl_step's
+ * sense, so a page's fill precedes its random touches whatever the vCPU
+ * count and the timing: the RESULT stays a function of the parameters.
+ */
+static inline uint64_t wl_fill_word(uint64_t seed, uint64_t word)
+{
+	return wl_mix(seed ^ ~word) | 1;
+}
+
+static inline void wl_fill(volatile uint64_t *data, uint64_t pages, uint64_t seed,
+			   uint64_t cpu, uint64_t vcpus)
+{
+	for (uint64_t p = cpu; p < pages; p += vcpus)
+		for (uint64_t w = p * WL_PAGE_WORDS; w < (p + 1) * WL_PAGE_WORDS; w++)
+			data[w] = wl_fill_word(seed, w);
+}
+
 /* boot-like's dense prefix: each owned page read and written once, in order. */
 static inline void wl_prefix(volatile uint64_t *data, uint64_t pages, uint64_t seed,
 			     uint64_t cpu, uint64_t vcpus)

@@ -23,7 +23,7 @@ int main(void)
 	tap_plan(14);
 	struct lvm_mem *mem = NULL, *bad = NULL;
 	struct lvm_source *src = NULL, *small = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_ANON, .size = 1 << 20, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = 1 << 20, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&mo, &mem) || lvm_source_zero(1 << 20, &src) ||
 	    lvm_source_zero(4096, &small))
 		tap_bail("setup");
@@ -32,7 +32,7 @@ int main(void)
 	tap_ok(lvm_mem_create(&mo, &bad) == -EINVAL, "memory size not a page multiple: -EINVAL");
 	mo.size = 0;
 	tap_ok(lvm_mem_create(&mo, &bad) == -EINVAL, "zero-sized memory: -EINVAL");
-	mo = (struct lvm_mem_opts){ .backing = (enum lvm_backing)99, .size = 4096 };
+	mo = (struct lvm_mem_opts){ .struct_size = sizeof(mo), .backing = (enum lvm_backing)99, .size = 4096 };
 	tap_ok(lvm_mem_create(&mo, &bad) == -EINVAL, "unknown backing: -EINVAL");
 
 	struct lvm_engine *e = new_engine(-1);

@@ -99,7 +99,7 @@ static void run_lazy(enum lvm_backing b, enum lvm_mode m, const char *path, bool
 		bad += c[i].bad;
 	}
 	int64_t first_bad = verify_all(&c[0]);
-	struct lvm_stats s;
+	struct lvm_stats s = { .struct_size = sizeof(s) };
 	lvm_engine_stop(e);	/* stats are final once the threads are joined */
 	lvm_engine_stats(e, &s);
 	bool counted = s.pages_present == s.pages_total &&
@@ -125,7 +125,7 @@ static void run_gmem_eager(const char *path)
 	const char *name = "gmem eager fill (fallback): content equals the file";
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = 16 << 20, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = 16 << 20, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&mo, &mem);
 	if (ret) {
 		tap_skip(name, "guest_memfd with MMAP|INIT_SHARED unavailable: %s", strerror(-ret));

@@ -131,7 +131,7 @@ static void run(enum lvm_backing b, enum lvm_mode m, int advice, const char *pat
 		pthread_join(t[i], NULL);
 	int64_t first_bad = verify(&s);
 	lvm_engine_stop(e);
-	struct lvm_stats st;
+	struct lvm_stats st = { .struct_size = sizeof(st) };
 	lvm_engine_stats(e, &st);
 	tap_ok(!atomic_load(&s.bad) && first_bad < 0 && st.remove_events > 0 &&
 	       !lvm_engine_error(e)[0], "%s", name);

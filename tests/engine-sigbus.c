@@ -31,10 +31,10 @@ static int failing_get(void *ctx, uint64_t off, size_t len, void *scratch, const
 
 static struct lvm_engine *serve(struct lvm_mem **mem, enum lvm_backing b, enum lvm_mode m)
 {
-	static const struct lvm_source_ops ops = { .get = failing_get };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = failing_get };
 	struct lvm_source *src;
 	struct lvm_engine *e;
-	struct lvm_mem_opts mo = { .backing = b, .size = REGION, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = REGION, .kvm_vm_fd = -1 };
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 1;
@@ -111,7 +111,7 @@ int main(void)
 	tap_plan(2 * (int)(sizeof(cases) / sizeof(cases[0])));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *bn = lvm_backing_name(cases[i].b), *mn = lvm_mode_name(cases[i].m);
-		struct lvm_probe p;
+		struct lvm_probe p = { .struct_size = sizeof(p) };
 		lvm_probe(cases[i].b, cases[i].m, &p);
 		if (p.err) {
 			tap_skip("source failure", "%s x %s: %s", bn, mn, p.reason);

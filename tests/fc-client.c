@@ -32,7 +32,7 @@ static void on_lost(void *ctx, const char *msg)
 static void check_backing(enum lvm_backing b)
 {
 	const char *name = lvm_backing_name(b);
-	struct lvm_mem_opts mo = { .backing = b, .size = MEM_SIZE, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = MEM_SIZE, .kvm_vm_fd = -1 };
 	struct lvm_mem *mem = NULL;
 	struct fc_client *c = NULL;
 	char err[256] = "";
@@ -53,7 +53,7 @@ static void check_backing(enum lvm_backing b)
 
 int main(void)
 {
-	alarm(120);
+	tap_watchdog(120);
 	tap_plan(6);
 	snprintf(dir, sizeof(dir), "/tmp/lazyvm-fccl-XXXXXX");
 	if (!mkdtemp(dir) || pipe(lost_pipe))
@@ -85,7 +85,7 @@ int main(void)
 	}
 
 	/* The page server dies while a VM is connected. */
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_ANON, .size = MEM_SIZE, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = MEM_SIZE, .kvm_vm_fd = -1 };
 	struct lvm_mem *mem = NULL;
 	struct fc_client *c = NULL;
 	char err[256] = "", msg[256] = "";
@@ -96,7 +96,7 @@ int main(void)
 	       "third VM connected and served");
 	kill(server, SIGKILL);
 	waitpid(server, NULL, 0);
-	ssize_t n = read(lost_pipe[0], msg, sizeof(msg) - 1);	/* bounded by alarm() */
+	ssize_t n = read(lost_pipe[0], msg, sizeof(msg) - 1);	/* bounded by the watchdog */
 	tap_ok(n > 0 && strstr(msg, "page server closed"), "page server killed: the client "
 	       "reports it (\"%s\")", n > 0 ? msg : "");
 	fc_client_close(c);

@@ -43,7 +43,7 @@ static void check_refused(const char *what, const char *msg, bool with_fd,
 	int ret = fct_vm_create(&vm, 1, sizes, offsets, false);
 	if (!ret)
 		ret = fct_vm_connect(&vm, paths.sock, msg, "page_size", with_fd);
-	fct_phase = what;
+	tap_phase(what);
 	bool closed = !ret && fct_wait_closed(vm.sock);
 	bool logged = fct_file_has(paths.log, log_needle);
 	bool good_ok = good_step();
@@ -87,7 +87,7 @@ static void check_wrong_uid(void)
 		_exit(fct_wait_closed(vm.sock) ? 0 : 4);
 	}
 	int st = -1;
-	fct_phase = "uid 65534 peer";
+	tap_phase("uid 65534 peer");
 	waitpid(pid, &st, 0);
 	chmod(paths.sock, 0600);
 	chmod(paths.dir, 0700);
@@ -100,7 +100,7 @@ static void check_wrong_uid(void)
 
 int main(void)
 {
-	fct_watchdog(120);
+	tap_watchdog(120);
 	tap_plan(11);
 	expect = fct_scratch("/tmp/lazyvm-fcbad-XXXXXX", FILE_SIZE, &paths);
 

@@ -40,7 +40,7 @@ static void check_vm(const char *what, bool hugetlb)
 		fct_vm_destroy(&vm);
 		return;
 	}
-	fct_phase = hugetlb ? "hugetlb: reading every page" : "anon: reading every page";
+	tap_phase(hugetlb ? "hugetlb: reading every page" : "anon: reading every page");
 	long bad0 = fct_vm_mismatch(&vm, 0, 0, vm.size[0], expect);
 	long bad1 = fct_vm_mismatch(&vm, 1, 0, vm.size[1], expect);
 	tap_ok(bad0 < 0 && bad1 < 0, "%s: every page of both regions equals the file "
@@ -48,21 +48,21 @@ static void check_vm(const char *what, bool hugetlb)
 
 	/* The guest discards [2 MiB, 4 MiB) of region 1 (balloon). */
 	uint64_t lo = 2u << 20, len = 2u << 20;
-	fct_phase = hugetlb ? "hugetlb: MADV_DONTNEED and re-read" : "anon: MADV_DONTNEED and re-read";
+	tap_phase(hugetlb ? "hugetlb: MADV_DONTNEED and re-read" : "anon: MADV_DONTNEED and re-read");
 	ret = madvise(vm.addr[1] + lo, len, MADV_DONTNEED);
 	tap_ok(!ret && is_zero(vm.addr[1] + lo, len) &&
 	       fct_vm_mismatch(&vm, 1, 0, lo, expect) < 0 &&
 	       fct_vm_mismatch(&vm, 1, lo + len, vm.size[1], expect) < 0,
 	       "%s: MADV_DONTNEED range reads back as zeros, the rest as the file", what);
 
-	fct_phase = hugetlb ? "hugetlb: writing the discarded range" : "anon: writing the discarded range";
+	tap_phase(hugetlb ? "hugetlb: writing the discarded range" : "anon: writing the discarded range");
 	for (uint64_t off = 0; off < len; off += 8)
 		*(uint64_t *)(vm.addr[1] + lo + off) = ~pattern_word(off);
 	bool same = true;
 	for (uint64_t off = 0; off < len && same; off += 8)
 		same = *(uint64_t *)(vm.addr[1] + lo + off) == ~pattern_word(off);
 	tap_ok(same, "%s: the discarded range, written, reads back what was written", what);
-	fct_phase = "closing a VM";
+	tap_phase("closing a VM");
 	fct_vm_destroy(&vm);
 }
 
@@ -101,7 +101,7 @@ static void check_snapshot_once(void)
 		tap_bail("writing the snapshot: %s", strerror(-ret));
 
 	const char *args[] = { "--socket", paths.sock, "--mem-file", snap_mem, "--once", NULL };
-	fct_phase = "snapshot memory file, --once";
+	tap_phase("snapshot memory file, --once");
 	pid_t pid = fct_server_start(args, log2);
 	if (!tap_ok(pid > 0, "snapshot memory file: fc-serve --once is listening"))
 		return;
@@ -129,7 +129,7 @@ static void check_snapshot_once(void)
 
 int main(void)
 {
-	fct_watchdog(120);	/* a fault nobody serves would hang: fail instead */
+	tap_watchdog(120);	/* a fault nobody serves would hang: fail instead */
 	tap_plan(13);
 	expect = fct_scratch("/tmp/lazyvm-fc-XXXXXX", FILE_SIZE, &paths);
 
@@ -142,7 +142,7 @@ int main(void)
 	check_vm("anon", false);
 	check_hugetlb();
 
-	fct_phase = "stopping the server";
+	tap_phase("stopping the server");
 	int status = fct_server_stop(pid);
 	char served[32];
 	snprintf(served, sizeof(served), "\"vms_served\":%d,", vms_served);

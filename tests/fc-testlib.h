@@ -63,27 +63,6 @@ static inline uint8_t *fct_scratch(const char *tmpl, size_t size, struct fct_pat
 
 #define FCT_MAX_REGIONS 4
 
-/* What the test is doing, for the watchdog's last words. */
-static const char *volatile fct_phase = "setup";
-
-static void fct_on_alarm(int sig)
-{
-	(void)sig;
-	static const char pre[] = "Bail out! watchdog fired while: ";
-	const char *ph = fct_phase;
-	if (write(1, pre, sizeof(pre) - 1) < 0 || write(1, ph, strlen(ph)) < 0 ||
-	    write(1, "\n", 1) < 0)
-		_exit(1);
-	_exit(1);	/* the server dies with us (PR_SET_PDEATHSIG) */
-}
-
-/* A hang fails the test with the phase it hung in, instead of blocking CI. */
-static inline void fct_watchdog(unsigned seconds)
-{
-	signal(SIGALRM, fct_on_alarm);
-	alarm(seconds);
-}
-
 /*
  * Start `$LAZYVM fc-serve ARGS... --ready-fd N` with stderr to log_path and
  * wait until it listens.  Returns the pid, or -1 (the log says why).

@@ -26,9 +26,9 @@ int main(void)
 	const char *name = "gmem eager fill: 16 MiB from a file, content equals the file";
 	char path[64];
 	tap_plan(1);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 
-	struct lvm_probe pm, pn;
+	struct lvm_probe pm = { .struct_size = sizeof(pm) }, pn = { .struct_size = sizeof(pn) };
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
 	tap_diag("probe gmem x MISSING: %s; x MINOR: %s (%s)", pm.reason, pn.reason,
@@ -49,7 +49,7 @@ int main(void)
 		return tap_done();
 	}
 	struct lvm_mem *mem = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = REGION, .kvm_vm_fd = vm };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = REGION, .kvm_vm_fd = vm };
 	int ret = lvm_mem_create(&mo, &mem);
 	if (ret) {
 		tap_skip(name, "guest_memfd with MMAP|INIT_SHARED: %s", strerror(-ret));

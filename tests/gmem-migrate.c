@@ -103,7 +103,7 @@ int main(void)
 		vmtest_rmtree(tmp);
 		return tap_done();
 	}
-	struct lvm_probe pw;
+	struct lvm_probe pw = { .struct_size = sizeof(pw) };
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_WP, &pw);
 	uint64_t want = vmtest_model_workload(MEM, SEED, ITERS);
 	migrate(names[0], "anon", "0", want);

@@ -65,7 +65,7 @@ static void run(const char *name, bool falloc, bool zero_src, const char *path)
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
 	struct lvm_engine *e = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = REGION, .kvm_vm_fd = vm_fd };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = REGION, .kvm_vm_fd = vm_fd };
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 1;
@@ -109,7 +109,7 @@ static void run(const char *name, bool falloc, bool zero_src, const char *path)
 		if (nz || (written && pp[PAGE - 1] != 0x5a))
 			bad_pages++;
 	}
-	struct lvm_stats s;
+	struct lvm_stats s = { .struct_size = sizeof(s) };
 	lvm_engine_stop(e);
 	lvm_engine_stats(e, &s);
 	tap_ok(!bad_pages && s.pages_demand == npages && !lvm_engine_error(e)[0], "%s", name);
@@ -129,7 +129,7 @@ int main(void)
 {
 	char path[64];
 	tap_plan(3);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 	vm_fd = gmem_test_vm();
 	int fd = mixed_file(path, sizeof(path));
 	if (fd < 0)

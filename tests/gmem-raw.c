@@ -264,7 +264,7 @@ static void report_unwritten_continue(void)
 int main(void)
 {
 	tap_plan(2);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	kvm_vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
 	for (int minor = 0; minor <= 1; minor++) {

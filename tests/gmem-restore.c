@@ -87,7 +87,7 @@ static void restore(const char *dir, const char *label, const char *mode, uint64
  * the guest_memfd mapping: the run finishes right, the snapshot restores. */
 static void test_live(const char *const names[2], uint64_t want)
 {
-	struct lvm_probe pw;
+	struct lvm_probe pw = { .struct_size = sizeof(pw) };
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_WP, &pw);
 	if (pw.err) {
 		for (int i = 0; i < 2; i++)

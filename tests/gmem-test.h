@@ -16,7 +16,7 @@
 #include "lazyvm.h"
 #include "tap.h"
 
-/* Each program dies of SIGALRM rather than hang (a lost fault): generous, since
+/* The watchdog budget of each gmem program (tap_watchdog): generous, since
  * under make check-gmem it runs inside QEMU TCG, 10-50x slower than here. */
 #define GMEM_TEST_WATCHDOG_S 300
 
@@ -42,7 +42,7 @@ static inline uint64_t gmem_test_now_ns(void)
 /* true if gmem x m is served lazily here; else SKIPs name with the probe's reason. */
 static inline bool gmem_test_probe(enum lvm_mode m, const char *name)
 {
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	int ret = lvm_probe(LVM_BACKING_GMEM, m, &p);
 	if (ret) {
 		tap_skip(name, "lvm_probe: %s", strerror(-ret));
@@ -59,7 +59,7 @@ static inline bool gmem_test_probe(enum lvm_mode m, const char *name)
  * every one of names[0..n) with the probe's reason. */
 static inline bool gmem_test_lazy_or_skip(const char *const *names, int n)
 {
-	struct lvm_probe pm, pn;
+	struct lvm_probe pm = { .struct_size = sizeof(pm) }, pn = { .struct_size = sizeof(pn) };
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &pm);
 	lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MINOR, &pn);
 	if (!pm.err && !pn.err)

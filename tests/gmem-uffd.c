@@ -81,7 +81,7 @@ static void *touch_random(void *arg)
 static int serve(enum lvm_mode m, uint64_t size, struct lvm_mem **mem, struct lvm_source **src,
 		 struct lvm_engine **e)
 {
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = size, .kvm_vm_fd = vm_fd };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = size, .kvm_vm_fd = vm_fd };
 	struct lvm_engine_opts eo;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;
@@ -141,7 +141,7 @@ static void test_random(enum lvm_mode m)
 	if (!serve_or_skip(m, name, REGION, &mem, &src, &e))
 		return;
 	uint64_t npages = REGION / PAGE;
-	struct lvm_stats before;
+	struct lvm_stats before = { .struct_size = sizeof(before) };
 	lvm_engine_stats(e, &before);
 	int16_t *word = malloc(npages * sizeof(*word));
 	memset(word, 0xff, npages * sizeof(*word));	/* -1: untouched */
@@ -164,7 +164,7 @@ static void test_random(enum lvm_mode m)
 				first_bad = (int64_t)pg;
 		}
 	}
-	struct lvm_stats s;
+	struct lvm_stats s = { .struct_size = sizeof(s) };
 	lvm_engine_stop(e);
 	lvm_engine_stats(e, &s);
 	const char *err = lvm_engine_error(e);
@@ -199,7 +199,7 @@ static void test_sequential(enum lvm_mode m)
 		sum += p[pg * PAGE];
 	uint64_t dt = gmem_test_now_ns() - t0;
 	int64_t bad = pattern_check((const void *)p, 0, SEQ_REGION);
-	struct lvm_stats s;
+	struct lvm_stats s = { .struct_size = sizeof(s) };
 	lvm_engine_stop(e);
 	lvm_engine_stats(e, &s);
 	tap_ok(bad < 0 && s.pages_demand == npages && !lvm_engine_error(e)[0], "%s", name);
@@ -216,7 +216,7 @@ static void test_sequential(enum lvm_mode m)
 static void baseline_diag(void)
 {
 	struct lvm_mem *mem = NULL;
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_GMEM, .size = SEQ_REGION,
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_GMEM, .size = SEQ_REGION,
 				   .kvm_vm_fd = vm_fd };
 	if (lvm_mem_create(&mo, &mem))
 		return;
@@ -233,7 +233,7 @@ static void baseline_diag(void)
 int main(void)
 {
 	tap_plan(4);
-	alarm(GMEM_TEST_WATCHDOG_S);
+	tap_watchdog(GMEM_TEST_WATCHDOG_S);
 	vm_fd = gmem_test_vm();
 	int fd = pattern_file(REGION, src_path, sizeof(src_path));
 	if (fd < 0)
@@ -242,7 +242,7 @@ int main(void)
 		test_random((enum lvm_mode)m);
 	for (int m = LVM_MODE_MISSING; m <= LVM_MODE_MINOR; m++)
 		test_sequential((enum lvm_mode)m);
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	if (!lvm_probe(LVM_BACKING_GMEM, LVM_MODE_MISSING, &p) && !p.err)
 		baseline_diag();
 	return tap_done();

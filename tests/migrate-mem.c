@@ -79,7 +79,7 @@ static int dst_create(void *ctx, uint64_t size, unsigned vcpus, struct lvm_mem *
 {
 	struct vm *v = ctx;
 	atomic_store(&v->vcpus_ok, vcpus == 2);
-	struct lvm_mem_opts o = { .backing = v->backing, .size = size, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = v->backing, .size = size, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&o, mem);
 	v->mem = *mem;
 	return ret;
@@ -128,13 +128,16 @@ struct result {
 	struct mig_stats s, d;
 	struct vm src, dst;
 	bool equal, src_running;
+	int cuts;	/* cut points the proxy reached */
 };
 
+/* cuts: upstream byte counts, or with on_pages post-copy PAGES messages
+ * (tests/testproxy.h). */
 static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_t *cuts,
-		    int ncuts, struct result *res)
+		    int ncuts, bool on_pages, struct result *res)
 {
 	memset(res, 0, sizeof(*res));
-	struct lvm_mem_opts o = { .backing = LVM_BACKING_ANON, .size = MEM, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_ANON, .size = MEM, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&o, &res->src.mem))
 		tap_bail("source memory");
 	uint8_t *m = lvm_mem_addr(res->src.mem);
@@ -148,7 +151,7 @@ static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_
 		tap_bail("listen");
 	struct proxy px;
 	int port = mig_dst_port(d);
-	if (ncuts && proxy_start(&px, port, cuts, ncuts))
+	if (ncuts && proxy_start_cutting(&px, port, cuts, ncuts, on_pages))
 		tap_bail("proxy");
 	res->dst.backing = dst_backing;
 	res->dst.src_mem = res->src.mem;
@@ -176,8 +179,10 @@ static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_
 	if (res->dst.reader_started)
 		pthread_join(res->dst.reader, NULL);
 	res->equal = !res->dst_ret && !memcmp(lvm_mem_addr(res->dst.mem), m, MEM);
-	if (ncuts)
+	if (ncuts) {
+		res->cuts = proxy_cuts_made(&px);
 		proxy_stop(&px);
+	}
 	mig_dst_destroy(d);
 	lvm_mem_destroy(res->dst.mem);
 	lvm_mem_destroy(res->src.mem);
@@ -234,44 +239,47 @@ static void bad_stream(const char *name, const void *bytes, size_t len, const ch
 
 int main(void)
 {
-	alarm(600);	/* watchdog: a hang fails the test instead of blocking CI */
+	tap_watchdog(600);
 	tap_plan(9);
 	struct result r;
 
-	migrate(LVM_BACKING_ANON, 0, NULL, 0, &r);
+	migrate(LVM_BACKING_ANON, 0, NULL, 0, false, &r);
 	report(&r);
 	tap_ok(complete(&r), "anon, 0 pre-copy rounds: every page equal, reads during post-copy "
 	       "correct, units counted once");
 
-	migrate(LVM_BACKING_ANON, 2, NULL, 0, &r);
+	migrate(LVM_BACKING_ANON, 2, NULL, 0, false, &r);
 	report(&r);
 	tap_ok(complete(&r) && r.s.precopy_rounds == 2 && r.d.pages_precopy > 0,
 	       "anon, 2 pre-copy rounds with a writer: every page equal");
 
-	migrate(LVM_BACKING_MEMFD, 1, NULL, 0, &r);
+	migrate(LVM_BACKING_MEMFD, 1, NULL, 0, false, &r);
 	report(&r);
 	tap_ok(complete(&r), "memfd destination, 1 pre-copy round: every page equal");
 
-	/* Cuts after 1/8, 1/4 and 3/8 of the memory's bytes went upstream (half
-	 * of it is zero and travels as ZERO runs): with no pre-copy all of them
-	 * fall in post-copy. */
-	uint64_t cuts[] = { MEM / 8, MEM / 4, MEM * 3 / 8 };
-	migrate(LVM_BACKING_ANON, 0, cuts, 3, &r);
+	/* Cuts after the 4th, 32nd and 96th PAGES message of post-copy: the push
+	 * alone is MEM / 256 KiB = 256 of them (half pattern, half ZERO runs),
+	 * so every cut point is reached whatever the timing. */
+	uint64_t cuts[] = { 4, 32, 96 };
+	migrate(LVM_BACKING_ANON, 0, cuts, 3, true, &r);
 	report(&r);
-	tap_ok(complete(&r) && r.s.reconnects >= 1 && r.d.reconnects >= 1,
-	       "link cut 3 times in post-copy: recovered, every page equal");
+	tap_ok(complete(&r) && r.cuts == 3 && r.s.reconnects >= 1 && r.d.reconnects >= 1,
+	       "link cut %d times of 3 in post-copy: recovered (%llu reconnects), every page equal",
+	       r.cuts, (unsigned long long)r.s.reconnects);
 
+	/* 1/8 of the memory's bytes upstream: inside the first pre-copy round,
+	 * which sends the 1/2 of memory that holds the pattern. */
 	uint64_t early[] = { MEM / 8 };
-	migrate(LVM_BACKING_ANON, 1, early, 1, &r);
+	migrate(LVM_BACKING_ANON, 1, early, 1, false, &r);
 	report(&r);
-	tap_ok(r.src_ret == -ECANCELED && r.src_running && r.dst_ret < 0 &&
+	tap_ok(r.cuts == 1 && r.src_ret == -ECANCELED && r.src_running && r.dst_ret < 0 &&
 	       !r.dst.reader_started, "link cut in pre-copy: aborted, VM resumed at the source, "
 	       "never started at the destination");
 
 	struct mig_hdr h = { MIG_MAGIC, MIG_VERSION, MIG_HELLO, 32, 0 };
 	bad_stream("garbage bytes", "GET / HTTP/1.1\r\n\r\n", 18, "bad magic");
 	struct mig_hdr v2 = h;
-	v2.version = 2;
+	v2.version = MIG_VERSION + 1;
 	bad_stream("wrong protocol version", &v2, sizeof(v2), "version");
 	bad_stream("truncated HELLO", &h, sizeof(h), "Connection reset");
 	struct mig_hdr big = h;

@@ -84,7 +84,7 @@ static inline int test_serve(enum lvm_backing b, enum lvm_mode m, uint64_t size,
 			     struct lvm_mem **mem, struct lvm_source **src,
 			     struct lvm_engine **e)
 {
-	struct lvm_mem_opts mo = { .backing = b, .size = size, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = size, .kvm_vm_fd = -1 };
 	*mem = NULL, *src = NULL, *e = NULL;
 	int ret = lvm_mem_create(&mo, mem);
 	if (!ret)
@@ -115,7 +115,7 @@ static inline void test_unserve(struct lvm_mem *mem, struct lvm_source *src,
 static inline bool test_can_run(const char *name, enum lvm_backing b, enum lvm_mode m,
 				uint64_t size, struct hugetlb_reservation *res)
 {
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	lvm_probe(b, m, &p);
 	if (p.err) {
 		tap_skip(name, "probe: %s", p.reason);

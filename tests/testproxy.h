@@ -2,7 +2,12 @@
 /*
  * A test-only TCP proxy on 127.0.0.1 that forwards to an upstream port and
  * can cut every connection it carries: after a given number of bytes have
- * gone upstream (deterministic points in a stream), or on demand.  A cut
+ * gone upstream, after a given number of post-copy PAGES messages went
+ * upstream (the proxy follows the migration wire's framing: post-copy starts
+ * with the source's GO, and each cut lands on a later PAGES message than the
+ * one before, so on a connection opened after the previous cut), or on
+ * demand.  Both counts are points in the streams the test drives, never
+ * moments in time.  A cut
  * shuts both sockets of every pair down, and the pair's sockets are closed
  * once both of its pumps are done, so each endpoint sees the link drop (a
  * socket left open but unread would block the peer's send forever).
@@ -20,6 +25,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "migrate/wire.h"
 
 #define PROXY_MAX_CONN 64
 #define PROXY_MAX_CUTS 8
@@ -41,9 +48,20 @@ struct proxy {
 	_Atomic int cuts_done;
 	_Atomic bool stop;
 	_Atomic bool refuse_after_cut;	/* after the first cut, hang up every new connection */
+	bool cut_on_pages;		/* cut_at[] counts post-copy PAGES, not bytes */
+	_Atomic bool postcopy;		/* a GO went upstream */
+	_Atomic uint64_t postcopy_pages;	/* PAGES messages upstream after GO */
 };
 
-struct proxy_pipe { struct proxy *p; struct proxy_pair *pair; bool upstream; };
+/* One direction of one connection, and where it is in the wire's framing. */
+struct proxy_pipe {
+	struct proxy *p;
+	struct proxy_pair *pair;
+	bool upstream;
+	uint8_t hdr[sizeof(struct mig_hdr)];
+	size_t hdr_have;	/* bytes of the next header seen */
+	uint64_t payload_left;	/* of the current message */
+};
 
 static inline void proxy_cut_all(struct proxy *p)
 {
@@ -58,9 +76,40 @@ static inline void proxy_cut_all(struct proxy *p)
 	atomic_fetch_add(&p->cuts_done, 1);
 }
 
-static inline bool proxy_cut_due(struct proxy *p, uint64_t n)
+/* Follow the framing of n upstream bytes: GO starts post-copy, then count
+ * its PAGES messages. */
+static inline void proxy_follow_wire(struct proxy_pipe *pp, const uint8_t *b, size_t n)
 {
+	while (n) {
+		if (pp->payload_left) {
+			size_t k = pp->payload_left < n ? (size_t)pp->payload_left : n;
+			pp->payload_left -= k, b += k, n -= k;
+			continue;
+		}
+		size_t k = sizeof(pp->hdr) - pp->hdr_have < n ? sizeof(pp->hdr) - pp->hdr_have : n;
+		memcpy(pp->hdr + pp->hdr_have, b, k);
+		pp->hdr_have += k, b += k, n -= k;
+		if (pp->hdr_have < sizeof(pp->hdr))
+			break;
+		struct mig_hdr h;
+		memcpy(&h, pp->hdr, sizeof(h));	/* little-endian host */
+		pp->hdr_have = 0;
+		pp->payload_left = h.len;
+		if (h.type == MIG_GO)
+			atomic_store(&pp->p->postcopy, true);
+		else if (h.type == MIG_PAGES && atomic_load(&pp->p->postcopy))
+			atomic_fetch_add(&pp->p->postcopy_pages, 1);
+	}
+}
+
+static inline bool proxy_cut_due(struct proxy_pipe *pp, const uint8_t *b, uint64_t n)
+{
+	struct proxy *p = pp->p;
 	uint64_t total = atomic_fetch_add(&p->up_bytes, n) + n;
+	if (p->cut_on_pages) {
+		proxy_follow_wire(pp, b, n);
+		total = atomic_load(&p->postcopy_pages);
+	}
 	pthread_mutex_lock(&p->lock);
 	bool cut = p->next_cut < p->ncuts && total >= p->cut_at[p->next_cut];
 	if (cut)
@@ -75,12 +124,12 @@ static inline void *proxy_pump(void *arg)
 	struct proxy *p = pp->p;
 	struct proxy_pair *pair = pp->pair;
 	int from = pp->upstream ? pair->c : pair->u, to = pp->upstream ? pair->u : pair->c;
-	char buf[65536];
+	uint8_t buf[65536];
 	for (;;) {
 		ssize_t n = read(from, buf, sizeof(buf));
 		if (n <= 0 || send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
 			break;
-		if (pp->upstream && proxy_cut_due(p, (uint64_t)n))
+		if (pp->upstream && proxy_cut_due(pp, buf, (uint64_t)n))
 			proxy_cut_all(p);
 	}
 	pthread_mutex_lock(&p->lock);
@@ -125,7 +174,7 @@ static inline void proxy_add_pair(struct proxy *p, int c, int u)
 	}
 	for (int dir = 0; dir < 2; dir++) {
 		struct proxy_pipe *pp = malloc(sizeof(*pp));
-		*pp = (struct proxy_pipe){ p, pair, !dir };
+		*pp = (struct proxy_pipe){ .p = p, .pair = pair, .upstream = !dir };
 		pthread_t t;
 		pthread_create(&t, NULL, proxy_pump, pp);
 		pthread_detach(t);
@@ -156,10 +205,11 @@ static inline void *proxy_accept_loop(void *arg)
 	return NULL;
 }
 
-/* Start a proxy to upstream_port; cuts at the given upstream byte counts. */
-static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t *cuts, int ncuts)
+static inline int proxy_start_cutting(struct proxy *p, int upstream_port, const uint64_t *cuts,
+				      int ncuts, bool on_pages)
 {
 	memset(p, 0, sizeof(*p));
+	p->cut_on_pages = on_pages;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	p->upstream_port = upstream_port;
@@ -174,6 +224,29 @@ static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t
 		return -1;
 	p->port = ntohs(a.sin_port);
 	return pthread_create(&p->thread, NULL, proxy_accept_loop, p) ? -1 : 0;
+}
+
+/* Start a proxy to upstream_port; cuts at the given upstream byte counts. */
+static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t *cuts, int ncuts)
+{
+	return proxy_start_cutting(p, upstream_port, cuts, ncuts, false);
+}
+
+/* Start a proxy to upstream_port that cuts after the given numbers of
+ * post-copy PAGES messages (counted over every connection, from GO on). */
+static inline int proxy_start_postcopy(struct proxy *p, int upstream_port, const uint64_t *pages,
+				       int ncuts)
+{
+	return proxy_start_cutting(p, upstream_port, pages, ncuts, true);
+}
+
+/* How many of the cut points were reached (cuts on demand not counted). */
+static inline int proxy_cuts_made(struct proxy *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int n = p->next_cut;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 /* Stop accepting, cut everything, wait for every pump to finish. */

@@ -67,7 +67,7 @@ static void run(enum lvm_backing b)
 	if (!test_can_run(name, b, LVM_MODE_WP, REGION, &res))
 		return;
 	struct lvm_mem *mem;
-	struct lvm_mem_opts mo = { .backing = b, .size = REGION, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = REGION, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&mo, &mem))
 		tap_bail("%s: cannot create memory", name);
 	uint8_t *m = lvm_mem_addr(mem);

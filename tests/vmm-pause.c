@@ -160,7 +160,7 @@ static void test_pause_in_fault(uint64_t want)
 	size_t len;
 	char path[64], err[256];
 	int fd = boot_image(&blob, &len, path, sizeof(path));
-	static const struct lvm_source_ops ops = { .get = gate_get };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = gate_get };
 	struct gate g = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
 	struct lvm_source *src = NULL;
 	struct lvm_engine *e = NULL;

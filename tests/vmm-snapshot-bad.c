@@ -134,7 +134,7 @@ static void failing_destroy(void *ctx)
 
 static int failing_wrap(void *ctx, struct lvm_source *src, struct lvm_source **out_src)
 {
-	static const struct lvm_source_ops ops = { .get = failing_get, .destroy = failing_destroy };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = failing_get, .destroy = failing_destroy };
 	struct failing *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

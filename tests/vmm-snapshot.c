@@ -77,7 +77,7 @@ static void test_backing(enum lvm_backing b)
 		hugetlb_release(&res);
 		return;
 	}
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	lvm_probe(b, LVM_MODE_MISSING, &p);
 	snprintf(what, sizeof(what), "%s: lazy restore%s", name, p.err ? " (eager fallback: no uffd)" : "");
 	restore(dir, name, NULL, what);
@@ -114,7 +114,7 @@ static void test_live(void)
 {
 	char dir[600];
 	snprintf(dir, sizeof(dir), "%s/live", tmp);
-	struct lvm_probe p;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
 	lvm_probe(LVM_BACKING_ANON, LVM_MODE_WP, &p);
 	if (p.err) {
 		tap_skip("live snapshot", "uffd-WP: %s", p.reason);

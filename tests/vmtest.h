@@ -69,6 +69,8 @@ static inline pid_t vmtest_spawn(const char *tmpdir, const char *name, const cha
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	if (pid > 0)
+		tap_watch_pid(pid);
 	return pid;
 }
 
@@ -78,6 +80,7 @@ static inline int vmtest_reap(pid_t *pid)
 	int st = 0;
 	if (*pid > 0 && waitpid(*pid, &st, 0) != *pid)
 		st = -1;
+	tap_unwatch_pid(*pid);
 	*pid = -1;
 	return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -126,17 +129,25 @@ static inline bool vmtest_result(const char *out, uint64_t *v)
 	return end == last + 7 + 16;
 }
 
-/* What `workload` prints for these parameters (any vCPU count). */
-static inline uint64_t vmtest_model_workload(uint64_t mem, uint64_t seed, uint64_t iterations)
+/* What `workload --fill FILL` prints for these parameters (any vCPU count). */
+static inline uint64_t vmtest_model_workload_fill(uint64_t mem, uint64_t seed,
+						  uint64_t iterations, uint64_t fill_pages)
 {
 	uint64_t npages = (mem - GUEST_SYS_SIZE) / 4096;
 	uint64_t *data = calloc(npages, 4096);
 	if (!data)
 		return 0;
+	wl_fill(data, fill_pages < npages ? fill_pages : npages, seed, 0, 1);
 	wl_random(data, npages, seed, iterations, 0, 1);
 	uint64_t h = wl_hash_all(data, npages);
 	free(data);
 	return h;
+}
+
+/* What `workload` prints for these parameters (any vCPU count). */
+static inline uint64_t vmtest_model_workload(uint64_t mem, uint64_t seed, uint64_t iterations)
+{
+	return vmtest_model_workload_fill(mem, seed, iterations, 0);
 }
 
 /*
@@ -146,7 +157,7 @@ static inline uint64_t vmtest_model_workload(uint64_t mem, uint64_t seed, uint64
  */
 static inline bool vmtest_begin(const char *name, unsigned watchdog_s, char *tmp, int plan)
 {
-	alarm(watchdog_s);
+	tap_watchdog(watchdog_s);
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		tap_plan(1);
 		tap_skip(name, "/dev/kvm not usable");

@@ -215,8 +215,10 @@ int cmd_migrate_recv(int argc, char **argv)
 		vmm_wait(r.vm, NULL, 0);
 		st.first_entry_ns = vmm_first_entry_ns(r.vm);
 	}
-	if (mig_dst_engine(d))
+	if (mig_dst_engine(d)) {
+		st.engine.struct_size = sizeof(st.engine);
 		lvm_engine_stats(mig_dst_engine(d), &st.engine);
+	}
 	st.end_ns = mono_now_ns();
 	migrate_stats_add(&st, &ms);
 	if (o.vm.stats_json && (errno = -vm_stats_write(o.vm.stats_json, &st)))

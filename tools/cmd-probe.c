@@ -38,7 +38,7 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 		return;
 	}
 	struct lvm_mem *mem = NULL;
-	struct lvm_mem_opts o = { .backing = LVM_BACKING_GMEM, .size = 4096, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_GMEM, .size = 4096, .kvm_vm_fd = -1 };
 	int ret = lvm_mem_create(&o, &mem);
 	lvm_mem_destroy(mem);
 	if (ret) {
@@ -92,8 +92,10 @@ int cmd_probe(int argc, char **argv)
 
 	struct lvm_probe p[LVM_BACKING__COUNT][LVM_MODE__COUNT];
 	for (int b = 0; b < LVM_BACKING__COUNT; b++)
-		for (int m = 0; m < LVM_MODE__COUNT; m++)
+		for (int m = 0; m < LVM_MODE__COUNT; m++) {
+			p[b][m].struct_size = sizeof(p[b][m]);
 			lvm_probe((enum lvm_backing)b, (enum lvm_mode)m, &p[b][m]);
+		}
 
 	struct lvm_probe share;
 	share_probe(&share);

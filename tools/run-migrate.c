@@ -120,7 +120,7 @@ int run_migrate(struct vmm *vm, const struct run_migrate_opts *o, struct vm_stat
 				      (unsigned long long)o->after_ms);
 	}
 	unsigned rounds = o->precopy_rounds;
-	struct lvm_probe wp;
+	struct lvm_probe wp = { .struct_size = sizeof(wp) };
 	if (rounds && lvm_probe(lvm_mem_backing(vmm_mem(vm)), LVM_MODE_WP, &wp) == 0 && wp.err) {
 		fprintf(stderr, "lazyvm run: pre-copy tracks writes with uffd write-protect, which "
 			"%s memory does not support here (%s): migrating with 0 pre-copy rounds\n",

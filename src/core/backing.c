@@ -12,6 +12,7 @@
 #include "core/backing.h"
 #include "core/uapi-compat.h"
 #include "core/uffd.h"
+#include "util/abi.h"
 
 #define SZ_4K (4096UL)
 #define SZ_2M (2UL << 20)
@@ -140,8 +141,12 @@ const char *lvm_mode_name(enum lvm_mode m)
 	return (unsigned)m < LVM_MODE__COUNT ? names[m] : "?";
 }
 
-int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out)
+int lvm_mem_create(const struct lvm_mem_opts *caller_opts, struct lvm_mem **out)
 {
+	struct lvm_mem_opts o = { .kvm_vm_fd = -1 }, *opts = &o;
+	int ret = abi_copy_in(&o, sizeof(o), caller_opts, ABI_SIZE_TO(struct lvm_mem_opts, kvm_vm_fd));
+	if (ret)
+		return ret;
 	const struct backing_ops *ops = backing_ops_get(opts->backing);
 	if (!ops || !opts->size || opts->size % ops->page_size)
 		return -EINVAL;
@@ -153,7 +158,7 @@ int lvm_mem_create(const struct lvm_mem_opts *opts, struct lvm_mem **out)
 	mem->page_size = ops->page_size;
 	mem->fd = -1;
 	mem->own_vm_fd = -1;
-	int ret = ops->create(mem, opts->kvm_vm_fd);
+	ret = ops->create(mem, opts->kvm_vm_fd);
 	if (ret) {
 		if (mem->own_vm_fd >= 0)
 			close(mem->own_vm_fd);
@@ -218,10 +223,18 @@ int backing_can_userfault(struct lvm_mem *mem, int uffd, enum lvm_mode m, bool f
 
 bool backing_is_present(struct lvm_mem *mem, uint64_t off)
 {
-	/* mincore reports page-cache residency for shared file mappings and
-	 * mapped pages for anon: exactly get_folio_noalloc's question. */
-	unsigned char vec = 0;
 	uint64_t page = off & ~(uint64_t)(mem->page_size - 1);
+	/* File-backed: does the file hold data there?  SEEK_DATA counts
+	 * swapped-out shmem pages as data (mapping_seek_hole_data treats a swap
+	 * entry like a page; tests/engine-swap checks it), where mincore would
+	 * call them absent.  get_folio_noalloc's question is "is there content",
+	 * not "is it in RAM". */
+	if (mem->fd >= 0) {
+		off_t d = lseek(mem->fd, (off_t)page, SEEK_DATA);
+		return d >= 0 && (uint64_t)d == page;
+	}
+	/* anon: a mapped page (nothing else can hold its content) */
+	unsigned char vec = 0;
 	if (mincore((uint8_t *)mem->addr + page, mem->page_size, &vec))
 		return false;
 	return vec & 1;

@@ -57,7 +57,7 @@ uint64_t backing_register_modes(enum lvm_mode m, bool for_serving);
 
 /* Does the memory take UFFDIO_REGISTER in mode m?  0 or -errno. */
 int backing_can_userfault(struct lvm_mem *mem, int uffd, enum lvm_mode m, bool for_serving);
-/* get_folio_noalloc: is the page at off resident (page cache / mapping)? */
+/* get_folio_noalloc: does the file hold data at off (in RAM or swapped)? */
 bool backing_is_present(struct lvm_mem *mem, uint64_t off);
 /* The second mapping used to write page-cache content (created on first use). */
 int backing_alias(struct lvm_mem *mem, uint8_t **alias);

@@ -70,8 +70,31 @@ static void pool_unlock(int fd)
  * when the kernel cannot grow the pool do we settle for unclaimed free pages
  * that were there already (a pool the administrator set up).
  */
+/* MemAvailable in 2 MiB pages, or -errno. */
+static long available_pages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return -errno;
+	char line[128];
+	long kb = -EIO;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? kb : kb / 2048;
+}
+
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r)
 {
+	/* The size may come from a peer or a file: never ask the kernel for
+	 * more than the memory available and the free pool together (it would
+	 * take it from everything else: swap, OOM), before touching the pool. */
+	long mem = available_pages(), pool = hugetlb_free_pages();
+	if (pages < 0 || mem < 0 || pool < 0)
+		return pages < 0 ? -EINVAL : mem < 0 ? (int)mem : (int)pool;
+	if (pages > mem && pages > pool)
+		return -ENOMEM;
 	int lock = pool_lock();
 	long nr = read_long(HP_DIR "nr_hugepages");
 	int ret = nr < 0 ? (int)nr : write_long(HP_DIR "nr_hugepages", nr + pages);

@@ -14,7 +14,8 @@ struct hugetlb_reservation {
 long hugetlb_free_pages(void);
 /* Borrow `pages` 2 MiB pages: raise nr_hugepages by that many (root); if the
  * kernel cannot, use unclaimed free pages already in the pool.  -ENOMEM when
- * neither gives `pages`. */
+ * neither gives `pages`, and without touching the pool when `pages` exceeds
+ * both the memory available (MemAvailable) and the free pool. */
 int hugetlb_reserve(long pages, struct hugetlb_reservation *r);
 /* Take back the pages hugetlb_reserve added.  Relative, not a restore of
  * the old value: several processes (tests, restores) may borrow from the

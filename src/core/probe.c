@@ -11,6 +11,7 @@
 
 #include "core/backing.h"
 #include "core/hugetlb.h"
+#include "util/abi.h"
 #include "core/uffd.h"
 
 /* The ioctl a served mode needs on the registered range. */
@@ -52,23 +53,23 @@ static int probe_registered(struct lvm_mem *mem, enum lvm_mode m, struct lvm_pro
 	return 0;
 }
 
-int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out)
+static void probe_try(const struct backing_ops *ops, enum lvm_mode m, struct lvm_probe *out)
 {
-	const struct backing_ops *ops = backing_ops_get(b);
-	if (!ops || (unsigned)m >= LVM_MODE__COUNT || !out)
-		return -EINVAL;
-	memset(out, 0, sizeof(*out));
+	enum lvm_backing b = ops->kind;
 
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
 	if (b == LVM_BACKING_HUGETLB) {
 		/* One free huge page is enough to try; borrow it if the pool is
 		 * empty and give it back afterwards. */
 		int ret = hugetlb_reserve(1, &res);
-		if (ret)
-			return probe_fail(out, ret, "reserving a 2 MiB huge page");
+		if (ret) {
+			probe_fail(out, ret, "reserving a 2 MiB huge page");
+			return;
+		}
 	}
 	struct lvm_mem *mem = NULL;
-	struct lvm_mem_opts o = { .backing = b, .size = ops->page_size * 2, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = b,
+				  .size = ops->page_size * 2, .kvm_vm_fd = -1 };
 	if (b == LVM_BACKING_HUGETLB)
 		o.size = ops->page_size;
 	int ret = lvm_mem_create(&o, &mem);
@@ -81,5 +82,14 @@ int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out)
 		lvm_mem_destroy(mem);
 	}
 	hugetlb_release(&res);
-	return 0;
+}
+
+int lvm_probe(enum lvm_backing b, enum lvm_mode m, struct lvm_probe *out)
+{
+	const struct backing_ops *ops = backing_ops_get(b);
+	if (!ops || (unsigned)m >= LVM_MODE__COUNT || !out)
+		return -EINVAL;
+	struct lvm_probe p = { .struct_size = sizeof(p) };
+	probe_try(ops, m, &p);
+	return abi_copy_out(out, &p, sizeof(p), ABI_SIZE_TO(struct lvm_probe, reason));
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/loop.h"
+#include "util/abi.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */
@@ -16,18 +17,24 @@
 void lvm_engine_opts_init(struct lvm_engine_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->struct_size = sizeof(*o);
 	o->uffd = -1;
 }
 
 int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **out)
 {
+	struct lvm_engine_opts o;
+	lvm_engine_opts_init(&o);
+	if (opts) {
+		int ret = abi_copy_in(&o, sizeof(o), opts,
+				      ABI_SIZE_TO(struct lvm_engine_opts, on_error_ctx));
+		if (ret)
+			return ret;
+	}
 	struct lvm_engine *e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	if (opts)
-		e->opts = *opts;
-	else
-		lvm_engine_opts_init(&e->opts);
+	e->opts = o;
 	e->stop_efd = -1;
 	e->uffd = -1;
 
@@ -66,7 +73,7 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	}
 	if (ret) {
 		e->opts.uffd = -1;	/* the caller still owns an fd it passed */
-		if (e->uffd >= 0 && opts && opts->uffd < 0)
+		if (e->uffd >= 0 && o.uffd < 0)
 			close(e->uffd);
 		e->uffd = -1;
 		lvm_engine_destroy(e);
@@ -322,7 +329,14 @@ int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 		    !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
 			continue;
 		struct run run = { r, p + i, p + i + 1 };
-		engine_fail_run(e, &run, err ? err : -EIO, "source reported failure");
+		struct worker *w = e->started ? e->workers[e->nworkers - 1] : NULL;
+		if (w)
+			pthread_mutex_lock(&e->supply_lock);
+		engine_fail_run(e, w, &run, err ? err : -EIO, "source reported failure");
+		if (w) {
+			engine_serve_queued(w);
+			pthread_mutex_unlock(&e->supply_lock);
+		}
 	}
 	return 0;
 }
@@ -411,9 +425,9 @@ int lvm_engine_uffd(const struct lvm_engine *e)
 	return e->uffd;
 }
 
-int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *s)
+int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out)
 {
-	memset(s, 0, sizeof(*s));
+	struct lvm_stats st = { .struct_size = sizeof(st) }, *s = &st;
 	s->faults = atomic_load(&e->st.faults);
 	s->faults_dup = atomic_load(&e->st.faults_dup);
 	s->pages_demand = atomic_load(&e->st.pages_demand);
@@ -428,7 +442,7 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *s)
 		s->pages_total += e->regions[i].npages;
 	s->pages_present = s->pages_total - atomic_load(&e->unresolved);
 	histogram_summary(&e->fault_lat, &s->fault_latency);
-	return 0;
+	return abi_copy_out(out, &st, sizeof(st), ABI_SIZE_TO(struct lvm_stats, fault_latency));
 }
 
 const char *lvm_engine_error(const struct lvm_engine *e)

@@ -166,7 +166,7 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 		struct run rest = { r, p, run->hi };
 		if (r->minor && r->mem)	/* filemap_remove: undo the page-cache fill */
 			backing_remove(r->mem, p << r->pshift, (run->hi - p) << r->pshift);
-		engine_fail_run(e, &rest, ret, "installing the page");
+		engine_fail_run(e, w, &rest, ret, "installing the page");
 		return ret;
 	}
 	if (need_wake)
@@ -193,7 +193,7 @@ int engine_fetch_install(struct worker *w, struct run *run, bool background)
 	if (ret == LVM_SOURCE_PENDING)
 		return 0;	/* lvm_engine_supply() finishes it */
 	if (ret < 0) {
-		engine_fail_run(w->e, run, ret, "reading the source");
+		engine_fail_run(w->e, w, run, ret, "reading the source");
 		return ret;
 	}
 	return engine_install(w, run, ret == LVM_SOURCE_ZERO ? NULL : data, background);
@@ -228,30 +228,88 @@ int engine_continue_only(struct worker *w, struct region *r, uint64_t p)
 		uffd_wake(e->uffd, page_addr(r, p), r->psz);
 		ret = 0;
 	}
-	/* -EFAULT: the page left the page cache after we looked; the caller
-	 * serves zeros.  Anything else is worth reporting. */
+	/* -EFAULT: no page in the page cache (a hole); the caller serves
+	 * zeros.  Anything else is worth reporting. */
 	if (ret && ret != -EFAULT && !install_region_gone(ret))
 		engine_record_error(e, ret, "UFFDIO_CONTINUE at 0x%llx",
 				    (unsigned long long)page_addr(r, p));
 	return ret;
 }
 
-void engine_fail_run(struct lvm_engine *e, struct run *run, int err, const char *why)
+static uint64_t mark_failed(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b)
+{
+	uint64_t n = 0;
+	for (uint64_t p = a; p < b; p++)
+		n += page_cas(e, r, p, PG_CLAIMED, PG_FAILED);
+	return n;
+}
+
+/*
+ * Poison the pages of run that are still CLAIMED, under mm_lock for reading
+ * (so no REMOVE is applied between the look and the poison).  A page a REMOVE
+ * made ZERO is the guest's discarded page, not ours to poison.  EEXIST means
+ * someone populated that page (it is delivered); the poison goes on after
+ * it.  Returns the first error that left pages unpoisoned, or 0.
+ */
+static int poison_claimed(struct lvm_engine *e, struct worker *w, struct run *run,
+			  uint64_t *failed)
+{
+	struct region *r = run->r;
+	unsigned attempt = 0;
+	int first_err = (e->features & UFFD_FEATURE_POISON) ? 0 : -EOPNOTSUPP;
+
+	pthread_rwlock_rdlock(&e->mm_lock);
+	for (uint64_t p = run->lo; p < run->hi; ) {
+		if (page_get(r, p) != PG_CLAIMED) {
+			p++;
+			continue;
+		}
+		uint64_t b = p + 1, done = 0;
+		while (b < run->hi && page_get(r, b) == PG_CLAIMED)
+			b++;
+		int ret = first_err == -EOPNOTSUPP ? -EOPNOTSUPP :
+			uffd_poison(e->uffd, page_addr(r, p), (b - p) << r->pshift, 0, &done);
+		uint64_t upto = p + (done >> r->pshift);
+		*failed += mark_failed(e, r, p, upto);
+		p = upto;
+		if (!ret)
+			continue;
+		if (ret == -EEXIST) {
+			page_cas(e, r, p, PG_CLAIMED, PG_PRESENT);
+			p++;
+		} else if (install_must_retry(e, ret)) {
+			if (w) {
+				install_wait_for_events(w, &attempt);
+			} else {	/* no queue to drain onto: the handlers read it */
+				pthread_rwlock_unlock(&e->mm_lock);
+				eagain_backoff(attempt++);
+				pthread_rwlock_rdlock(&e->mm_lock);
+			}
+		} else {	/* cannot poison: the state still says FAILED */
+			if (!first_err)
+				first_err = ret;
+			*failed += mark_failed(e, r, p, b);
+			p = b;
+		}
+	}
+	pthread_rwlock_unlock(&e->mm_lock);
+	return first_err;
+}
+
+void engine_fail_run(struct lvm_engine *e, struct worker *w, struct run *run, int err,
+		     const char *why)
 {
 	struct region *r = run->r;
 	uint64_t addr = page_addr(r, run->lo), len = (run->hi - run->lo) << r->pshift;
-	uint64_t done = 0;
+	uint64_t n = 0;
 
 	/* Never a silent zero page: the faulting thread gets SIGBUS from the
 	 * poison marker (KVM forwards it to the vCPU thread as BUS_MCEERR_AR). */
-	pthread_rwlock_rdlock(&e->mm_lock);
-	int pret = -EOPNOTSUPP;
-	if (e->features & UFFD_FEATURE_POISON)
-		pret = uffd_poison(e->uffd, addr, len, 0, &done);
-	pthread_rwlock_unlock(&e->mm_lock);
-	uint64_t n = 0;
-	for (uint64_t p = run->lo; p < run->hi; p++)
-		n += page_cas(e, r, p, PG_CLAIMED, PG_FAILED);
+	int pret = poison_claimed(e, w, run, &n);
+	/* Every thread waiting on the run must wake: UFFDIO_POISON wakes only
+	 * the range it updated, not the pages after an EEXIST or a REMOVE.
+	 * Woken, a thread retries and meets its poison, content or zero page. */
+	uffd_wake(e->uffd, addr, len);
 	atomic_fetch_add(&e->st.pages_failed, n);
 	atomic_store(&e->fill_error, err);
 	engine_record_error(e, err,

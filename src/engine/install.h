@@ -19,7 +19,10 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 int engine_serve_zero(struct worker *w, struct region *r, uint64_t p);
 /* MINOR fault on a page the page cache already has: map it. */
 int engine_continue_only(struct worker *w, struct region *r, uint64_t p);
-/* Source failed for the claimed run: poison it so the guest gets SIGBUS. */
-void engine_fail_run(struct lvm_engine *e, struct run *run, int err, const char *why);
+/* Source failed for the claimed run: poison its CLAIMED pages so the guest
+ * gets SIGBUS, and wake every page of it.  w: where faults read while
+ * waiting out an EAGAIN are queued (NULL: leave them to the handlers). */
+void engine_fail_run(struct lvm_engine *e, struct worker *w, struct run *run, int err,
+		     const char *why);
 
 #endif

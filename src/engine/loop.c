@@ -19,17 +19,30 @@
 
 /*
  * MINOR region, page already served (PRESENT) or discarded (ZERO).  The
- * fault's flag says what the page cache held when the fault was raised,
- * which may be stale; ask the page cache now (get_folio_noalloc): resident
- * means map it as it is (ours, or the guest's after a DONTNEED that only
- * dropped the mapping), absent means the guest punched it: zeros.
+ * page cache decides, asked by UFFDIO_CONTINUE itself: it looks the page up
+ * and swaps it back in if shmem had swapped it out, so it fails with EFAULT
+ * only where the file has no page at all (a hole: the guest punched it with
+ * MADV_REMOVE, or the memory's owner with fallocate).  Only then are zeros
+ * the file's content.  Never decide from residency (mincore): a swapped-out
+ * page is "not resident" and still holds the guest's data (issue 9).
  */
 static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 {
-	if (backing_is_present(r->mem, p << r->pshift) && !engine_continue_only(w, r, p))
+	int ret = engine_continue_only(w, r, p);
+	if (!ret || atomic_load(&w->e->stopping))
 		return;
-	page_cas(w->e, r, p, PG_PRESENT, PG_ZERO);
-	engine_serve_zero(w, r, p);
+	if (ret == -EFAULT) {
+		page_cas(w->e, r, p, PG_PRESENT, PG_ZERO);
+		engine_serve_zero(w, r, p);
+		return;
+	}
+	/* The page exists but cannot be mapped (swap-in failed: EIO, ENOMEM):
+	 * SIGBUS, not a vCPU blocked on a fault nobody answers. */
+	if (page_cas(w->e, r, p, PG_PRESENT, PG_CLAIMED) ||
+	    page_cas(w->e, r, p, PG_ZERO, PG_CLAIMED)) {
+		struct run run = { r, p, p + 1 };
+		engine_fail_run(w->e, w, &run, ret, "mapping a page the page cache holds");
+	}
 }
 
 static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
@@ -75,11 +88,13 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 	case PG_PRESENT:	/* a message raised before the install woke it */
 		uffd_wake(e->uffd, addr & ~((uint64_t)r->psz - 1), r->psz);
 		break;
-	case PG_FAILED: {
-		uint64_t done;
+	case PG_FAILED: {	/* raised before the poison went in */
+		uint64_t done, page = addr & ~((uint64_t)r->psz - 1);
 		pthread_rwlock_rdlock(&e->mm_lock);
-		uffd_poison(e->uffd, addr & ~((uint64_t)r->psz - 1), r->psz, 0, &done);
+		int ret = uffd_poison(e->uffd, page, r->psz, 0, &done);
 		pthread_rwlock_unlock(&e->mm_lock);
+		if (ret)	/* EEXIST: poisoned already, but nobody woke this one */
+			uffd_wake(e->uffd, page, r->psz);
 		return;
 	}
 	default:	/* GONE */
@@ -194,7 +209,7 @@ static void fill_region(struct worker *w, struct region *r)
 			continue;
 		}
 		if (ret < 0) {
-			engine_fail_run(e, &run, ret, "background fill: reading the source");
+			engine_fail_run(e, w, &run, ret, "background fill: reading the source");
 			p = run.hi;
 			continue;
 		}

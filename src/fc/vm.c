@@ -124,6 +124,7 @@ static void vm_finish(struct fc_vm *vm, struct lvm_engine *e, const char *why)
 {
 	struct fc_vm_record *r = &vm->rec;
 	lvm_engine_stop(e);
+	r->st.struct_size = sizeof(r->st);
 	lvm_engine_stats(e, &r->st);
 	if (!r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s", lvm_engine_error(e));

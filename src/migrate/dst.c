@@ -17,39 +17,10 @@
 #include "core/backing.h"
 #include "util/clock.h"
 #include "util/histogram.h"
-#include "migrate/wire.h"
-#include "migrate/migrate.h"
+#include "migrate/dst.h"
 #include "util/thread-latency.h"
 
-#define BUF_CAP (MIG_MAX_STATE + 64)
-
-struct mig_dst {
-	struct mig_dst_opts o;
-	int lfd, main_fd, req_fd, wake_fd;
-	pthread_mutex_t req_lock;	/* req_fd writes; link_up changes */
-	_Atomic bool link_up;
-	struct mig_limits lim;
-	uint64_t session, nunits;
-	unsigned vcpus;
-	_Atomic int phase;		/* enum mig_phase; read by the request reader */
-	_Atomic bool served;		/* the engine serves memory: install, never write */
-	struct lvm_mem *mem;
-	struct lvm_source *src;
-	struct lvm_engine *e;
-	_Atomic uint8_t *have;		/* per unit: in guest memory */
-	_Atomic uint64_t *asked_ns;	/* per unit: when first requested, 0 = not */
-	_Atomic uint64_t nhave, n_pre, n_push, n_req, blocktime_ns;
-	struct histogram remote_lat;
-	uint8_t *zero;			/* one unit of zeros */
-	uint8_t *buf;			/* main channel */
-	pthread_t req_thread;
-	bool req_running;
-	uint64_t stop_realtime_ns, rounds, reconnects;
-	char *err;
-	size_t errlen;
-};
-
-static int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
+int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -61,7 +32,7 @@ static int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
 
 /* ---- the engine's source: ask the peer, deliver later --------------------- */
 
-static void dst_send_request(struct mig_dst *d, uint64_t u0, uint64_t n)
+void dst_send_request(struct mig_dst *d, uint64_t u0, uint64_t n)
 {
 	struct mig_pages r = { u0 * d->lim.unit, (uint32_t)n, 0 };
 	mig_pages_to_wire(&r);
@@ -93,7 +64,7 @@ static int dst_get(void *ctx, uint64_t off, size_t len, void *scratch, const voi
 
 /* ---- receiving units ------------------------------------------------------ */
 
-static void dst_wake(struct mig_dst *d)
+void dst_wake(struct mig_dst *d)
 {
 	uint64_t one = 1;
 	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
@@ -115,6 +86,8 @@ static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, boo
 	bool precopy = !atomic_load(&d->served);
 	int ret;
 
+	if (atomic_load(&d->frozen))
+		return 0;	/* fetched all: the VM may run, never write under it */
 	if (precopy) {
 		ret = lvm_mem_write(d->mem, off, src, d->lim.unit);
 		if (!ret && !atomic_exchange(&d->have[u], 1)) {
@@ -144,7 +117,7 @@ static int dst_take_unit(struct mig_dst *d, uint64_t u, const uint8_t *data, boo
 	return 0;
 }
 
-static int dst_take_pages(struct mig_dst *d, const struct mig_msg *m, bool answer)
+int dst_take_pages(struct mig_dst *d, const struct mig_msg *m, bool answer)
 {
 	struct mig_pages pg;
 	memcpy(&pg, m->payload, sizeof(pg));
@@ -157,186 +130,6 @@ static int dst_take_pages(struct mig_dst *d, const struct mig_msg *m, bool answe
 			return ret;
 	}
 	return 0;
-}
-
-static void *dst_request_reader(void *arg)
-{
-	struct mig_dst *d = arg;
-	uint8_t *buf = malloc(MIG_MAX_DATA + 64);
-	thread_set_latency_critical();	/* answers a blocked vCPU waits for */
-	char why[160];
-	for (;;) {
-		struct mig_msg m;
-		if (!buf || mig_recv(d->req_fd, &m, buf, MIG_MAX_DATA + 64, &d->lim, -1, why,
-				     sizeof(why)) || m.type != MIG_PAGES)
-			break;
-		if (dst_take_pages(d, &m, true))
-			break;
-	}
-	free(buf);
-	pthread_mutex_lock(&d->req_lock);
-	atomic_store(&d->link_up, false);
-	pthread_mutex_unlock(&d->req_lock);
-	dst_wake(d);
-	return NULL;
-}
-
-/* ---- connections ---------------------------------------------------------- */
-
-/*
- * Accept one channel and read its HELLO, which must be of the expected kind
- * (and, once a session exists, of that session).  A bad peer gets an ERROR
- * and -EPROTO (or its -errno) with why filled; nothing is latched, so the
- * caller decides whether that ends the migration.
- */
-static int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms,
-			      char *why, size_t whylen)
-{
-	int fd = mig_accept(d->lfd, timeout_ms);
-	if (fd < 0) {
-		snprintf(why, whylen, "%s", fd == -ETIMEDOUT ? "no source connected in time" :
-			 strerror(-fd));
-		return fd;
-	}
-	uint8_t buf[64];
-	struct mig_msg m;
-	struct mig_limits none = { 0, 0 };
-	why[0] = 0;
-	int ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 10000, why, whylen);
-	if (!ret && m.type != MIG_HELLO)
-		ret = -EPROTO, snprintf(why, whylen, "expected HELLO, got %s", mig_type_name(m.type));
-	struct mig_hello h;
-	if (!ret) {
-		memcpy(&h, m.payload, sizeof(h));
-		mig_hello_from_wire(&h);
-		if (h.channel != channel || !!(h.flags & MIG_HELLO_RESUME) != resume ||
-		    (d->session && (h.session != d->session || h.mem_size != d->lim.mem_size)))
-			ret = -EPROTO, snprintf(why, whylen,
-						"HELLO for another session or channel");
-	}
-	if (ret) {
-		if (!why[0])
-			snprintf(why, whylen, "%s", strerror(-ret));
-		mig_send(fd, MIG_ERROR, why, strlen(why), NULL, 0);
-		close(fd);
-		return ret;
-	}
-	if (!d->session) {
-		d->session = h.session;
-		d->lim.mem_size = h.mem_size;
-		d->lim.unit = h.unit;
-		d->vcpus = h.vcpus;
-	}
-	return fd;
-}
-
-static int dst_ack(struct mig_dst *d, int fd)
-{
-	struct mig_hello_ack a = { d->session, 0, d->lim.unit, (uint32_t)atomic_load(&d->phase), 0 };
-	mig_ack_to_wire(&a);
-	return mig_send(fd, MIG_HELLO_ACK, &a, sizeof(a), NULL, 0);
-}
-
-/* Accept the request channel (the source opens it right after the main
- * one), acknowledge it and start its reader. */
-static int dst_open_request_channel(struct mig_dst *d, bool resume, char *why, size_t whylen)
-{
-	int fd = dst_accept_channel(d, MIG_CH_REQUEST, resume, 30000, why, whylen);
-	if (fd < 0)
-		return fd;
-	int ret = dst_ack(d, fd);
-	if (ret) {
-		close(fd);
-		snprintf(why, whylen, "%s", strerror(-ret));
-		return ret;
-	}
-	pthread_mutex_lock(&d->req_lock);
-	d->req_fd = fd;
-	atomic_store(&d->link_up, true);
-	pthread_mutex_unlock(&d->req_lock);
-	ret = -pthread_create(&d->req_thread, NULL, dst_request_reader, d);
-	d->req_running = !ret;
-	if (ret)
-		snprintf(why, whylen, "%s", strerror(-ret));
-	return ret;
-}
-
-static void dst_drop_link(struct mig_dst *d)
-{
-	pthread_mutex_lock(&d->req_lock);
-	atomic_store(&d->link_up, false);
-	if (d->req_fd >= 0)
-		shutdown(d->req_fd, SHUT_RDWR);
-	pthread_mutex_unlock(&d->req_lock);
-	if (d->req_running)
-		pthread_join(d->req_thread, NULL);
-	d->req_running = false;
-	if (d->req_fd >= 0)
-		close(d->req_fd);
-	if (d->main_fd >= 0)
-		close(d->main_fd);
-	d->req_fd = d->main_fd = -1;
-}
-
-/* Ask again for every unit a vCPU is still waiting for. */
-static void dst_resend_requests(struct mig_dst *d)
-{
-	for (uint64_t u = 0; u < d->nunits; ) {
-		if (!atomic_load(&d->asked_ns[u]) || atomic_load(&d->have[u])) {
-			u++;
-			continue;
-		}
-		uint64_t n = 1;
-		while (u + n < d->nunits && n < 64 && atomic_load(&d->asked_ns[u + n]) &&
-		       !atomic_load(&d->have[u + n]))
-			n++;
-		dst_send_request(d, u, n);
-		u += n;
-	}
-}
-
-static int dst_send_bitmap(struct mig_dst *d)
-{
-	size_t bytes = (d->nunits + 7) / 8;
-	uint8_t *bm = calloc(bytes, 1);
-	if (!bm)
-		return -ENOMEM;
-	for (uint64_t u = 0; u < d->nunits; u++)
-		if (atomic_load(&d->have[u]))
-			bm[u / 8] |= (uint8_t)(1u << (u % 8));
-	int ret = mig_send(d->main_fd, MIG_RECV_BITMAP, bm, bytes, NULL, 0);
-	free(bm);
-	return ret;
-}
-
-/*
- * After a cut: the guest's faulting vCPUs wait; take the source back.  A
- * connection that is not this session's resume is turned away and we keep
- * listening until the recovery timeout.
- */
-static int dst_recover(struct mig_dst *d)
-{
-	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
-	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
-	char why[160];
-	for (;;) {
-		dst_drop_link(d);
-		uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
-		if (now >= deadline)
-			return dst_fail(d, -ETIMEDOUT, "the source did not come back within %u s "
-					"after the link dropped", t);
-		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
-					    why, sizeof(why));
-		if (fd < 0)
-			continue;
-		d->main_fd = fd;
-		if (dst_ack(d, fd) || dst_send_bitmap(d) ||
-		    dst_open_request_channel(d, true, why, sizeof(why)))
-			continue;	/* cut again: wait for the next attempt */
-		d->reconnects++;
-		dst_resend_requests(d);
-		return 0;
-	}
 }
 
 /* ---- phases --------------------------------------------------------------- */
@@ -390,6 +183,7 @@ static int dst_fetch_all(struct mig_dst *d)
 		if (!atomic_load(&d->link_up))
 			return dst_fail(d, -ECONNRESET, "link lost while fetching all memory");
 	}
+	atomic_store(&d->frozen, true);
 	return 0;
 }
 
@@ -401,7 +195,7 @@ static int dst_fetch_all(struct mig_dst *d)
  */
 static int dst_serve_memory(struct mig_dst *d)
 {
-	static const struct lvm_source_ops ops = { .get = dst_get };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = dst_get };
 	int ret = lvm_source_create(&ops, d, d->lim.mem_size, &d->src);
 	if (ret)
 		return ret;
@@ -431,10 +225,26 @@ static int dst_serve_memory(struct mig_dst *d)
 	return ret;
 }
 
+/* The size comes from the peer: bounded by the protocol already (HELLO),
+ * and here by this machine's memory before anything is allocated. */
+static int dst_check_size(struct mig_dst *d)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t phys = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+	if (phys && d->lim.mem_size > phys)
+		return dst_fail(d, -E2BIG, "the source's guest has %llu MiB of memory, more than "
+				"this machine's %llu MiB", (unsigned long long)(d->lim.mem_size >> 20),
+				(unsigned long long)(phys >> 20));
+	return 0;
+}
+
 static int dst_setup_memory(struct mig_dst *d, const struct mig_dst_vm *vm)
 {
+	int ret = dst_check_size(d);
+	if (ret)
+		return ret;
 	d->nunits = d->lim.mem_size / d->lim.unit;
-	int ret = vm->create(vm->ctx, d->lim.mem_size, d->vcpus, &d->mem);
+	ret = vm->create(vm->ctx, d->lim.mem_size, d->vcpus, &d->mem);
 	if (ret)
 		return dst_fail(d, ret, "creating %llu bytes of guest memory: %s",
 				(unsigned long long)d->lim.mem_size, strerror(-ret));
@@ -518,50 +328,6 @@ static int dst_wait_go(struct mig_dst *d)
 			continue;
 		}
 		return dst_fail(d, -EPROTO, "waiting for GO: unexpected %s", mig_type_name(m.type));
-	}
-}
-
-/* Wait for the source's DONE after ours (pushed units still in flight are
- * skipped).  true: the source knows it is finished. */
-static bool dst_done_acked(struct mig_dst *d, int timeout_ms)
-{
-	struct mig_stamp done = { clock_now_ns(CLOCK_REALTIME), d->nunits };
-	mig_stamp_to_wire(&done);
-	if (d->main_fd < 0 || mig_send(d->main_fd, MIG_DONE, &done, sizeof(done), NULL, 0))
-		return false;
-	char why[160];
-	for (;;) {
-		struct mig_msg m;
-		if (mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, timeout_ms, why, sizeof(why)))
-			return false;
-		if (m.type == MIG_DONE)
-			return true;
-	}
-}
-
-/*
- * Every unit is here.  If the link drops before the source saw our DONE, it
- * would try to resume and, finding nobody, report a failed migration of a VM
- * that in fact moved: answer its resume with phase DONE until the recovery
- * timeout.
- */
-static void dst_finish(struct mig_dst *d)
-{
-	unsigned t = d->o.recover_timeout_s ? d->o.recover_timeout_s : 60;
-	atomic_store(&d->phase, MIG_PHASE_DONE);
-	if (dst_done_acked(d, (int)t * 1000))
-		return;
-	dst_drop_link(d);
-	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + t * 1000000000ull;
-	char why[160];
-	for (uint64_t now; (now = clock_now_ns(CLOCK_MONOTONIC)) < deadline; ) {
-		int fd = dst_accept_channel(d, MIG_CH_MAIN, true, (int)((deadline - now) / 1000000),
-					    why, sizeof(why));
-		if (fd >= 0) {
-			dst_ack(d, fd);
-			close(fd);
-			return;
-		}
 	}
 }
 

@@ -34,7 +34,8 @@ struct mig_src {
 	const struct mig_src_vm *vm;
 	const uint8_t *base;
 	struct mig_limits lim;
-	uint64_t session, nunits;
+	uint8_t session[MIG_SESSION_LEN];
+	uint64_t nunits;
 	int main_fd, req_fd;
 	_Atomic uint8_t *sent;		/* per unit: the destination has (or gets) it */
 	_Atomic uint8_t *dirty;		/* per WP chunk: written since last sent */
@@ -76,13 +77,19 @@ static void src_progress_phase(struct mig_src *s, const char *label)
 	progress_update(&s->bar, atomic_load(&s->nsent) * s->lim.unit);
 }
 
-/* Send units [u, u+n) on fd: zero runs without data. */
+/*
+ * Send units [u, u+n) on fd: zero runs without data, data runs split at the
+ * protocol's limit per PAGES message (a request may cover more: 64 units of
+ * 2 MiB hugetlb pages are 128 MiB).
+ */
 static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
 {
+	uint64_t max_data_units = MIG_MAX_DATA / s->lim.unit;
 	while (n) {
 		uint64_t k = 1;
 		bool zero = buf_is_zero(s->base + u * s->lim.unit, s->lim.unit);
-		while (k < n && buf_is_zero(s->base + (u + k) * s->lim.unit, s->lim.unit) == zero)
+		while (k < n && (zero || k < max_data_units) &&
+		       buf_is_zero(s->base + (u + k) * s->lim.unit, s->lim.unit) == zero)
 			k++;
 		struct mig_pages pg = { u * s->lim.unit, (uint32_t)k, zero ? MIG_PAGES_ZERO : 0 };
 		mig_pages_to_wire(&pg);
@@ -156,9 +163,10 @@ static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
 		snprintf(why, whylen, "%s", strerror(-fd));
 		return fd;
 	}
-	struct mig_hello h = { s->session, channel, resume ? MIG_HELLO_RESUME : 0,
-			       lvm_mem_size(s->mem), (uint32_t)lvm_mem_page_size(s->mem),
-			       s->o->vcpus };
+	struct mig_hello h = { .channel = channel, .flags = resume ? MIG_HELLO_RESUME : 0,
+			       .mem_size = lvm_mem_size(s->mem),
+			       .unit = (uint32_t)lvm_mem_page_size(s->mem), .vcpus = s->o->vcpus };
+	memcpy(h.session, s->session, sizeof(h.session));
 	mig_hello_to_wire(&h);
 	uint8_t buf[4160];
 	struct mig_msg m;
@@ -176,7 +184,7 @@ static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
 	if (!ret) {
 		memcpy(ack, m.payload, sizeof(*ack));
 		mig_ack_from_wire(ack);
-		if (ack->status || ack->session != s->session || !ack->unit ||
+		if (ack->status || memcmp(ack->session, s->session, sizeof(s->session)) || !ack->unit ||
 		    (ack->unit & (ack->unit - 1)) || lvm_mem_size(s->mem) % ack->unit ||
 		    ack->unit < lvm_mem_page_size(s->mem) || ack->phase > MIG_PHASE_DONE)
 			ret = -EPROTO, snprintf(why, whylen, "bad HELLO_ACK (status %u, unit %u)",
@@ -512,11 +520,14 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		err[0] = 0;
 	s.t0 = clock_now_ns(CLOCK_MONOTONIC);
 	s.lim.mem_size = lvm_mem_size(mem);
-	s.session = clock_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 	s.buf = malloc(64 + MIG_MAX_DATA);
 	src_progress_phase(&s, "migrate: pre-copy");
 	bool paused = false, gone = false;
-	int ret = s.buf ? src_connect(&s) : -ENOMEM;
+	int ret = s.buf ? mig_random(s.session, sizeof(s.session)) : -ENOMEM;
+	if (ret)
+		src_fail(&s, ret, "session id from getrandom: %s", strerror(-ret));
+	else
+		ret = src_connect(&s);
 	if (!ret)
 		ret = src_precopy(&s);
 	if (!ret) {

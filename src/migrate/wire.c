@@ -8,11 +8,13 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "migrate/wire.h"
+#include "util/clock.h"
 
 static const char *const type_names[MIG__TYPE_MAX] = {
 	[MIG_HELLO] = "HELLO", [MIG_HELLO_ACK] = "HELLO_ACK", [MIG_PAGES] = "PAGES",
@@ -20,6 +22,7 @@ static const char *const type_names[MIG__TYPE_MAX] = {
 	[MIG_READY] = "READY", [MIG_GO] = "GO", [MIG_STARTED] = "STARTED",
 	[MIG_REQUEST] = "REQUEST", [MIG_RECV_BITMAP] = "RECV_BITMAP", [MIG_DONE] = "DONE",
 	[MIG_ERROR] = "ERROR", [MIG_ROUND_ACK] = "ROUND_ACK",
+	[MIG_AUTH_CHALLENGE] = "AUTH_CHALLENGE", [MIG_AUTH_RESPONSE] = "AUTH_RESPONSE",
 };
 
 const char *mig_type_name(uint16_t type)
@@ -70,6 +73,8 @@ static uint32_t fixed_len(uint16_t type)
 	case MIG_REQUEST: return sizeof(struct mig_pages);
 	case MIG_ROUND_END: case MIG_ROUND_ACK: case MIG_READY: case MIG_GO: return 0;
 	case MIG_STARTED: case MIG_DONE: return sizeof(struct mig_stamp);
+	case MIG_AUTH_CHALLENGE: return sizeof(struct mig_auth_challenge);
+	case MIG_AUTH_RESPONSE: return MIG_MAC_LEN;
 	default: return UINT32_MAX;
 	}
 }
@@ -100,6 +105,8 @@ int mig_check_payload(uint16_t type, const uint8_t *p, uint32_t len,
 		mig_hello_from_wire(&h);
 		if (h.channel > MIG_CH_REQUEST)
 			return why_fail(why, whylen, "HELLO: unknown channel %llu", h.channel, 0);
+		if (h.flags & ~(MIG_HELLO_RESUME | MIG_HELLO_AUTH))
+			return why_fail(why, whylen, "HELLO: unknown flags 0x%llx", h.flags, 0);
 		if (!h.mem_size || h.mem_size > MIG_MAX_MEM || !h.unit || (h.unit & (h.unit - 1)) ||
 		    h.unit < 4096 || h.unit > (2u << 20) || h.mem_size % h.unit)
 			return why_fail(why, whylen, "HELLO: bad memory size %llu / unit %llu",
@@ -151,6 +158,9 @@ int mig_check_payload(uint16_t type, const uint8_t *p, uint32_t len,
 
 int mig_send(int fd, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
+	/* Never a message the receiver must refuse (nor a length cut to 32 bits). */
+	if (alen + blen > MIG_MAX_STATE + 16 || (type == MIG_PAGES && blen > MIG_MAX_DATA))
+		return -EMSGSIZE;
 	struct mig_hdr h = {
 		.magic = htole32(MIG_MAGIC), .version = htole16(MIG_VERSION),
 		.type = htole16(type), .len = htole32((uint32_t)(alen + blen)),
@@ -181,13 +191,18 @@ int mig_send(int fd, uint16_t type, const void *a, size_t alen, const void *b, s
 	return 0;
 }
 
-static int recv_full(int fd, void *buf, size_t len, int timeout_ms)
+/* Read len bytes by deadline_ns (CLOCK_MONOTONIC; 0 = none): one deadline
+ * for the whole message, not one per recv. */
+static int recv_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
 {
 	uint8_t *p = buf;
 	while (len) {
-		if (timeout_ms >= 0) {
+		if (deadline_ns) {
+			uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
+			if (now >= deadline_ns)
+				return -ETIMEDOUT;
 			struct pollfd pfd = { fd, POLLIN, 0 };
-			int n = poll(&pfd, 1, timeout_ms);
+			int n = poll(&pfd, 1, (int)((deadline_ns - now + 999999) / 1000000));
 			if (n == 0)
 				return -ETIMEDOUT;
 			if (n < 0 && errno != EINTR)
@@ -209,11 +224,35 @@ static int recv_full(int fd, void *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
+/* Wait for a message to begin (timeout_ms < 0: forever); the deadline for
+ * all of it, or -errno. */
+static int recv_begin(int fd, int timeout_ms, uint64_t *deadline_ns)
+{
+	uint64_t t0 = clock_now_ns(CLOCK_MONOTONIC);
+	if (timeout_ms >= 0) {
+		*deadline_ns = t0 + (uint64_t)timeout_ms * 1000000;
+		return 0;
+	}
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int n = poll(&pfd, 1, -1);
+		if (n > 0)
+			break;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+	*deadline_ns = clock_now_ns(CLOCK_MONOTONIC) + MIG_MSG_DEADLINE_MS * 1000000ull;
+	return 0;
+}
+
 int mig_recv(int fd, struct mig_msg *m, uint8_t *buf, size_t cap, const struct mig_limits *lim,
 	     int timeout_ms, char *why, size_t whylen)
 {
 	uint8_t hdr[sizeof(struct mig_hdr)];
-	int ret = recv_full(fd, hdr, sizeof(hdr), timeout_ms);
+	uint64_t deadline = 0;
+	int ret = recv_begin(fd, timeout_ms, &deadline);
+	if (!ret)
+		ret = recv_full(fd, hdr, sizeof(hdr), deadline);
 	if (ret)
 		return ret;
 	ret = mig_check_header(hdr, &m->type, &m->len, why, whylen);
@@ -221,7 +260,7 @@ int mig_recv(int fd, struct mig_msg *m, uint8_t *buf, size_t cap, const struct m
 		return ret;
 	if (m->len > cap)
 		return why_fail(why, whylen, "message of %llu bytes, buffer %llu", m->len, cap);
-	ret = recv_full(fd, buf, m->len, timeout_ms);
+	ret = recv_full(fd, buf, m->len, deadline);
 	if (ret)
 		return ret;
 	m->payload = buf;
@@ -230,7 +269,6 @@ int mig_recv(int fd, struct mig_msg *m, uint8_t *buf, size_t cap, const struct m
 
 void mig_hello_to_wire(struct mig_hello *h)
 {
-	h->session = htole64(h->session);
 	h->channel = htole32(h->channel);
 	h->flags = htole32(h->flags);
 	h->mem_size = htole64(h->mem_size);
@@ -245,7 +283,6 @@ void mig_hello_from_wire(struct mig_hello *h)
 
 void mig_ack_to_wire(struct mig_hello_ack *a)
 {
-	a->session = htole64(a->session);
 	a->status = htole32(a->status);
 	a->unit = htole32(a->unit);
 	a->phase = htole32(a->phase);
@@ -277,6 +314,18 @@ void mig_stamp_to_wire(struct mig_stamp *s)
 void mig_stamp_from_wire(struct mig_stamp *s)
 {
 	mig_stamp_to_wire(s);
+}
+
+int mig_random(void *buf, size_t len)
+{
+	for (uint8_t *p = buf; len; ) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			p += n, len -= (size_t)n;
+	}
+	return 0;
 }
 
 /* Split "host:port" (host may be [v6]). */

@@ -14,8 +14,14 @@
 #include <stdint.h>
 
 #define MIG_MAGIC	0x4d4d564cu	/* "LVMM" */
-#define MIG_VERSION	1
+#define MIG_VERSION	2
 #define MIG_MAX_DATA	(4u << 20)	/* page data in one PAGES message */
+#define MIG_SESSION_LEN	16		/* session id: 128 random bits */
+#define MIG_NONCE_LEN	16
+#define MIG_MAC_LEN	32		/* HMAC-SHA256 */
+/* Once a message's first byte is here, the rest must follow within this:
+ * a peer dripping one byte at a time cannot hold a channel forever. */
+#define MIG_MSG_DEADLINE_MS 10000
 #define MIG_MAX_STATE	(4u << 20)	/* VM state blob */
 #define MIG_MAX_MEM	(1ull << 40)	/* 1 TiB of guest memory */
 #define MIG_MAX_VCPUS	1024
@@ -35,12 +41,15 @@ enum mig_type {
 	MIG_DONE,	/* dst -> src: every unit received; src -> dst: seen */
 	MIG_ERROR,	/* either way: text, then close */
 	MIG_ROUND_ACK,	/* dst -> src: a pre-copy round is in memory */
+	MIG_AUTH_CHALLENGE,/* dst -> src: nonce and the destination's proof */
+	MIG_AUTH_RESPONSE,/* src -> dst: the source's proof */
 	MIG__TYPE_MAX
 };
 
 enum mig_channel { MIG_CH_MAIN = 0, MIG_CH_REQUEST = 1 };
 
 #define MIG_HELLO_RESUME 1u		/* hello.flags: reconnect after a cut */
+#define MIG_HELLO_AUTH 2u		/* hello.flags: the source holds a pre-shared key */
 #define MIG_PAGES_ZERO 1u		/* pages.flags: all zero, no data */
 
 /* HELLO_ACK.phase: where a resuming source finds the destination. */
@@ -60,16 +69,25 @@ struct mig_hdr {
 };
 
 struct mig_hello {
-	uint64_t session;
+	uint8_t session[MIG_SESSION_LEN];
 	uint32_t channel;
 	uint32_t flags;
 	uint64_t mem_size;
 	uint32_t unit;		/* the source's page size */
 	uint32_t vcpus;		/* the VM's vCPU count (0: memory only) */
+	uint8_t nonce[MIG_NONCE_LEN];	/* fresh per connection (authentication) */
+};
+
+/* AUTH_CHALLENGE: the destination's nonce and its proof of the key, bound
+ * to the HELLO it answers; AUTH_RESPONSE: the source's proof, bound to
+ * both nonces (see src/migrate/auth.c). */
+struct mig_auth_challenge {
+	uint8_t nonce[MIG_NONCE_LEN];
+	uint8_t mac[MIG_MAC_LEN];
 };
 
 struct mig_hello_ack {
-	uint64_t session;
+	uint8_t session[MIG_SESSION_LEN];
 	uint32_t status;	/* 0 ok, else errno */
 	uint32_t unit;		/* transfer unit both sides use */
 	uint32_t phase;		/* enum mig_phase (resume) */
@@ -113,11 +131,14 @@ int mig_check_header(const void *wire_hdr, uint16_t *type, uint32_t *len, char *
 int mig_check_payload(uint16_t type, const uint8_t *p, uint32_t len,
 		      const struct mig_limits *lim, char *why, size_t whylen);
 
-/* Send header + up to two payload parts; MSG_NOSIGNAL; 0 or -errno. */
+/* Send header + up to two payload parts; MSG_NOSIGNAL; 0 or -errno
+ * (-EMSGSIZE for a message beyond the protocol's limits). */
 int mig_send(int fd, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);
 /*
- * Receive one message into buf (cap bytes) and validate it; timeout_ms < 0
- * waits forever.  0, -ECONNRESET (peer closed), -ETIMEDOUT, -EPROTO (bad
+ * Receive one message into buf (cap bytes) and validate it.  timeout_ms is
+ * the deadline for the whole message; < 0 waits forever for it to begin,
+ * then MIG_MSG_DEADLINE_MS for the rest.  0, -ECONNRESET (peer closed),
+ * -ETIMEDOUT, -EPROTO (bad
  * message: why says what), or -errno.
  */
 int mig_recv(int fd, struct mig_msg *m, uint8_t *buf, size_t cap, const struct mig_limits *lim,
@@ -132,6 +153,9 @@ void mig_pages_to_wire(struct mig_pages *p);
 void mig_pages_from_wire(struct mig_pages *p);
 void mig_stamp_to_wire(struct mig_stamp *s);
 void mig_stamp_from_wire(struct mig_stamp *s);
+
+/* len bytes from getrandom (session ids, nonces): 0 or -errno. */
+int mig_random(void *buf, size_t len);
 
 /* "host:port" -> connected / listening TCP socket (IPv4 or IPv6). */
 int mig_connect(const char *addr, int timeout_ms);

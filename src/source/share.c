@@ -113,7 +113,7 @@ int share_source_create(struct share_cache *c, struct lvm_source *inner,
 	if (!s)
 		return -ENOMEM;
 	*s = (struct share_source){ c, inner };
-	static const struct lvm_source_ops ops = { share_get, share_hint, share_destroy };
+	static const struct lvm_source_ops ops = { sizeof(ops), share_get, share_hint, share_destroy };
 	int ret = lvm_source_create(&ops, s, c->size, out);
 	if (ret)
 		free(s);

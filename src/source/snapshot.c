@@ -217,6 +217,7 @@ static void snap_source_destroy(void *ctx)
 int snap_memfile_source(struct snap_memfile *m, struct lvm_source **out)
 {
 	static const struct lvm_source_ops ops = {
+		.struct_size = sizeof(ops),
 		.get = snap_source_get,
 		.hint = snap_source_hint,
 		.destroy = snap_source_destroy,

@@ -14,16 +14,23 @@
 #endif
 
 #include "source/source.h"
+#include "util/abi.h"
 
 int lvm_source_create(const struct lvm_source_ops *ops, void *ctx, uint64_t size,
 		      struct lvm_source **out)
 {
-	if (!ops || !ops->get)
+	struct lvm_source_ops o = { 0 };
+	if (!ops)
+		return -EINVAL;
+	int ret = abi_copy_in(&o, sizeof(o), ops, ABI_SIZE_TO(struct lvm_source_ops, destroy));
+	if (ret)
+		return ret;
+	if (!o.get)
 		return -EINVAL;
 	struct lvm_source *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->ops = *ops;
+	s->ops = o;
 	s->ctx = ctx;
 	s->size = size;
 	*out = s;
@@ -172,6 +179,7 @@ int lvm_source_file_open(const char *path, uint64_t offset, struct lvm_source **
 	}
 	close(fd);
 	static const struct lvm_source_ops ops = {
+		.struct_size = sizeof(ops),
 		.get = file_get, .hint = file_hint, .destroy = file_destroy,
 	};
 	int ret = lvm_source_create(&ops, f, (uint64_t)st.st_size - offset, out);
@@ -190,6 +198,6 @@ static int zero_get(void *ctx, uint64_t off, size_t len, void *scratch, const vo
 
 int lvm_source_zero(uint64_t size, struct lvm_source **out)
 {
-	static const struct lvm_source_ops ops = { .get = zero_get };
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = zero_get };
 	return lvm_source_create(&ops, NULL, size, out);
 }

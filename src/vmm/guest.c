@@ -39,6 +39,13 @@ bool vmm_guest_exists(const char *name)
 	return name && guest_find(name);
 }
 
+bool vmm_guest_filled(struct vmm *vm)
+{
+	const volatile struct guest_params *p =
+		(const volatile struct guest_params *)((char *)lvm_mem_addr(vm->mem) + GUEST_PARAMS);
+	return __atomic_load_n(&p->filled, __ATOMIC_ACQUIRE) >= vm->nvcpus;
+}
+
 int vmm_load_guest(struct vmm *vm, char *err, size_t errlen)
 {
 	const struct guest_image *g = guest_find(vm->guest);
@@ -54,6 +61,7 @@ int vmm_load_guest(struct vmm *vm, char *err, size_t errlen)
 		.iterations = vm->iterations,
 		.vcpus = vm->nvcpus,
 		.prefix = VMM_BOOTLIKE_PREFIX,
+		.fill = vm->fill_pages,
 	};
 	int ret = len > GUEST_CODE_MAX ? -EFBIG : x86_write_tables(vm);
 	if (!ret)

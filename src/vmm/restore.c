@@ -104,7 +104,7 @@ static int restore_choose_mode(struct vm_restore *rs, const struct vm_restore_op
 		return restore_check_uffd_socket(rs, o, err, errlen);
 	if (rs->eager)
 		return 0;
-	struct lvm_probe pr;
+	struct lvm_probe pr = { .struct_size = sizeof(pr) };
 	lvm_probe(rs->backing, rs->lazy_mode, &pr);
 	if (pr.err && rs->backing == LVM_BACKING_GMEM) {
 		fprintf(stderr, "lazyvm restore: gmem: userfaultfd %s not supported by this kernel "
@@ -399,6 +399,7 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out)
 {
 	memset(out, 0, sizeof(*out));
+	out->struct_size = sizeof(*out);
 	if (rs->e)
 		lvm_engine_stats(rs->e, out);
 }

@@ -94,7 +94,7 @@ static void *vmm_memslot_thread(void *arg)
  */
 static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t errlen)
 {
-	struct lvm_mem_opts mo = { .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
 	int ret = vm->mem ? 0 : lvm_mem_create(&mo, &vm->mem);
 	if (ret) {
 		snprintf(err, errlen, "%s guest memory (%llu MiB): %s", lvm_backing_name(b),
@@ -149,6 +149,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->tl = o->timeline;
 	vm->mem = o->mem;	/* ours from here on, even if creation fails */
 	vm->iterations = o->iterations;
+	vm->fill_pages = o->fill_pages;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");
 	pthread_mutex_init(&vm->lock, NULL);
 	serial_init(&vm->serial, o->serial_fd);

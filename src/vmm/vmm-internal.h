@@ -44,7 +44,7 @@ struct vmm {
 	bool irqchip;		/* in-kernel LAPIC/PIC/IOAPIC */
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, fetched once */
 	char guest[32];
-	uint64_t seed, iterations;
+	uint64_t seed, iterations, fill_pages;
 	struct vcpu vcpus[VMM_MAX_VCPUS];
 
 	pthread_mutex_t lock;	/* everything below */

@@ -34,6 +34,7 @@ struct vmm_opts {
 	enum lvm_backing backing;
 	uint64_t seed;			/* guest parameters (fresh boot only) */
 	uint64_t iterations;
+	uint64_t fill_pages;		/* workload: data pages written whole first */
 	int serial_fd;			/* guest serial output; -1 = discard */
 	/* Optional: the VM's creation steps and first KVM_RUN are marked here
 	 * (timeline.h); must outlive the VM. */
@@ -66,6 +67,9 @@ bool vmm_guest_exists(const char *name);
 
 /* Fresh boot: write guest image, page tables and parameters; set vCPU regs. */
 int vmm_load_guest(struct vmm *vm, char *err, size_t errlen);
+/* Has every vCPU of a freshly booted workload finished its fill phase
+ * (vmm_opts.fill_pages)?  Read from the guest's parameter page. */
+bool vmm_guest_filled(struct vmm *vm);
 
 /* Start the vCPU threads (the first KVM_RUN is timestamped). */
 int vmm_start(struct vmm *vm);
