@@ -114,7 +114,7 @@ static int touch_now(uint8_t *base, uint64_t page)
 
 static uint64_t faults_read(struct lvm_engine *e)
 {
-	struct lvm_stats st;
+	struct lvm_stats st = { .struct_size = sizeof(st) };
 	lvm_engine_stats(e, &st);
 	return st.faults;
 }
@@ -125,13 +125,13 @@ int main(void)
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	sigaction(SIGBUS, &sa, NULL);
 
-	static const struct lvm_source_ops ops = { .get = gated_get };
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_ANON, .size = NPAGES * PAGE,
+	static const struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = gated_get };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = NPAGES * PAGE,
 				   .kvm_vm_fd = -1 };
 	struct lvm_engine_opts eo;
 	struct lvm_mem *mem;
 	struct lvm_source *src;
-	struct lvm_engine *e;
+	struct lvm_engine *e = NULL;
 	lvm_engine_opts_init(&eo);
 	eo.threads = 2;	/* one blocks in the source, the other reads events */
 	eo.fault_around = RUN_PAGES * PAGE;
@@ -176,7 +176,7 @@ int main(void)
 	tap_diag("page 3 outcome %d (1 SIGBUS, 3 zeros)", o3);
 	int o5 = touch_now(base, 5);
 	tap_ok(o5 == 2, "the page populated by someone else keeps its content");
-	struct lvm_stats st;
+	struct lvm_stats st = { .struct_size = sizeof(st) };
 	lvm_engine_stats(e, &st);
 	tap_ok(st.pages_failed == RUN_PAGES - 2 && strstr(lvm_engine_error(e), "reading the source"),
 	       "14 pages counted failed, the error says why");
