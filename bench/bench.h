@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 static inline double bench_now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+	return (double)mono_now_ns() / 1e3;
 }
 
 /* Read one byte of every 4 KiB page of [mem, mem+len) in order: microseconds

@@ -248,9 +248,9 @@ static void count_absent(struct lvm_mem *mem, struct result *res)
 
 static void child_run(enum lvm_mode m, struct result *res)
 {
-	struct lvm_mem_opts mo = { .backing = LVM_BACKING_MEMFD, .size = MEM_SIZE,
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_MEMFD, .size = MEM_SIZE,
 				   .kvm_vm_fd = -1 };
-	struct lvm_source_ops ops = { .get = pattern_get };
+	struct lvm_source_ops ops = { .struct_size = sizeof(ops), .get = pattern_get };
 	struct lvm_engine_opts eo;
 	struct lvm_mem *mem = NULL;
 	struct lvm_source *src = NULL;
@@ -355,7 +355,7 @@ int main(void)
 		teardown();
 		return 0;
 	}
-	struct lvm_probe pr;
+	struct lvm_probe pr = { .struct_size = sizeof(pr) };
 	lvm_probe(LVM_BACKING_MEMFD, LVM_MODE_MINOR, &pr);
 	if (pr.err)
 		tap_skip("memfd x MINOR under swap", "probe: %s", pr.reason);

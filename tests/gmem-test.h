@@ -15,6 +15,7 @@
 
 #include "lazyvm.h"
 #include "tap.h"
+#include "util/clock.h"
 
 /* The watchdog budget of each gmem program (tap_watchdog): generous, since
  * under make check-gmem it runs inside QEMU TCG, 10-50x slower than here. */
@@ -34,9 +35,7 @@ static inline int gmem_test_vm(void)
 
 static inline uint64_t gmem_test_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return mono_now_ns();
 }
 
 /* true if gmem x m is served lazily here; else SKIPs name with the probe's reason. */

@@ -15,20 +15,14 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "util/progress.h"
 #include "snapshot/snapshot.h"
+#include "util/clock.h"
+#include "util/progress.h"
 
 int snapshot_cmd_pack(int argc, char **argv);
 int snapshot_cmd_unpack(int argc, char **argv);
 
 #define UNPACK_PIECE (2u << 20)
-
-static double pack_now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int pack_parse(int argc, char **argv, struct snap_write_opts *o,
 		      const char **image, const char **dir)
@@ -93,7 +87,7 @@ static int pack_image(const char *image, const char *dir, const struct snap_writ
 			 (unsigned long long)size);
 	struct progress p;
 	progress_init(&p, "pack", size);
-	double t0 = pack_now_s();
+	double t0 = mono_now_s();
 	ret = snapshot_write_section(w, SNAP_SEC_META, meta, (size_t)n);
 	if (!ret)
 		ret = snapshot_write_memory(w, mem, size, &p);
@@ -101,7 +95,7 @@ static int pack_image(const char *image, const char *dir, const struct snap_writ
 		snapshot_writer_abort(w);
 	else
 		ret = snapshot_writer_close(w);
-	double secs = pack_now_s() - t0;
+	double secs = mono_now_s() - t0;
 	progress_done(&p);
 	munmap(mem, size);
 	if (ret)
@@ -159,10 +153,10 @@ int snapshot_cmd_unpack(int argc, char **argv)
 		ret = -errno;
 	struct progress p;
 	progress_init(&p, "unpack", size);
-	double t0 = pack_now_s();
+	double t0 = mono_now_s();
 	if (!ret)
 		ret = unpack_copy(src, fd, size, &p);
-	double secs = pack_now_s() - t0;
+	double secs = mono_now_s() - t0;
 	progress_done(&p);
 	if (fd >= 0)
 		close(fd);

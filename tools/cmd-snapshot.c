@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "util/progress.h"
 #include "snapshot/snapshot.h"
+#include "util/clock.h"
+#include "util/progress.h"
 
 static int snapshot_usage(FILE *f, int status)
 {
@@ -34,13 +35,6 @@ static int snapshot_usage(FILE *f, int status)
 static int open_status(int err)
 {
 	return err == -ENOMEM ? 1 : EXIT_BADDATA;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
@@ -70,9 +64,9 @@ static int snapshot_cmd_verify(const char *dir)
 	struct verify_ctx v = { dir, 0 };
 	struct progress p;
 	progress_init(&p, "verify", snapshot_mem_size(r));
-	double t0 = now_s();
+	double t0 = mono_now_s();
 	ret = snapshot_verify_progress(r, verify_report, &v, &p);
-	double secs = now_s() - t0;
+	double secs = mono_now_s() - t0;
 	progress_done(&p);
 	uint64_t mem = snapshot_mem_size(r);
 	snapshot_close(r);

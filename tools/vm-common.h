@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lazyvm.h"
 #include "cli.h"
 #include "util/clock.h"
-#include "lazyvm.h"
 
 struct vm_cli_opts {
 	const char *guest;	/* --guest (default workload) */

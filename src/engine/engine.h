@@ -40,12 +40,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lazyvm.h"
 #include "core/backing.h"
+#include "core/uffd.h"
+#include "source/source.h"
 #include "util/clock.h"
 #include "util/histogram.h"
-#include "lazyvm.h"
-#include "source/source.h"
-#include "core/uffd.h"
 
 enum page_state {
 	PG_MISSING = 0,

@@ -18,8 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "fc/fc.h"
 #include "core/uffd.h"
+#include "fc/fc.h"
 
 struct fc_client {
 	int sock, uffd, stop_efd;

@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util/errmsg.h"
-#include "fc/fc.h"
 #include "core/uffd.h"
+#include "fc/fc.h"
+#include "util/clock.h"
+#include "util/errmsg.h"
 
 #define MiB2 (2ull << 20)
 
@@ -73,13 +74,6 @@ int fc_validate_mappings(const struct fc_mapping *m, unsigned n, uint64_t file_s
 	return 0;
 }
 
-static int64_t ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Keep the first fd passed in msg, close every other; count them all. */
 static void take_fds(struct msghdr *msg, int *fd, unsigned *nfds)
 {
@@ -124,10 +118,10 @@ static int recv_json(int sock, int timeout_ms, char *buf, struct fc_mapping *out
 		     unsigned max, int *fd, unsigned *nfds, bool *ctrunc, char *err,
 		     size_t errlen)
 {
-	int64_t deadline = ms_now() + timeout_ms;
+	int64_t deadline = (int64_t)mono_now_ms() + timeout_ms;
 	size_t have = 0;
 	for (;;) {
-		int64_t left = deadline - ms_now();
+		int64_t left = deadline - (int64_t)mono_now_ms();
 		struct pollfd pfd = { sock, POLLIN, 0 };
 		int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
 		if (pr < 0 && errno == EINTR)

@@ -13,13 +13,13 @@
 #include <unistd.h>
 
 #include "core/backing.h"
+#include "core/wp.h"
+#include "migrate/migrate.h"
+#include "migrate/wire.h"
 #include "util/clock.h"
 #include "util/histogram.h"
-#include "migrate/wire.h"
-#include "migrate/migrate.h"
 #include "util/progress.h"
 #include "util/thread-latency.h"
-#include "core/wp.h"
 #include "util/zero.h"
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */

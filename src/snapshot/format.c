@@ -2,8 +2,8 @@
 /* Encode and decode the fixed-size records of snapshot files (little-endian). */
 #include <errno.h>
 
-#include "util/crc32c.h"
 #include "snapshot/format.h"
+#include "util/crc32c.h"
 
 void snap_mem_hdr_encode(uint8_t out[SNAP_MEM_HDR_SIZE], const struct snap_mem_hdr *h)
 {

@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/crc32c.h"
-#include "util/progress.h"
 #include "snapshot/memfile.h"
 #include "snapshot/zstd.h"
+#include "util/crc32c.h"
+#include "util/progress.h"
 
 static _Atomic uint64_t memfile_next_uid = 1;
 

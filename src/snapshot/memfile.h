@@ -5,8 +5,8 @@
 
 #include <stdatomic.h>
 
-#include "snapshot/snapshot.h"
 #include "snapshot/format.h"
+#include "snapshot/snapshot.h"
 
 struct snap_memfile {
 	_Atomic int refs;

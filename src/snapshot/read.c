@@ -13,9 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snapshot/memfile.h"
 #include "util/crc32c.h"
 #include "util/errmsg.h"
-#include "snapshot/memfile.h"
+#include "util/io.h"
 
 struct snap_reader {
 	uint8_t *state;		/* all of DIR/state */
@@ -42,23 +43,15 @@ static int read_whole_file(const char *path, uint8_t **out, size_t *len)
 		ret = -EFBIG;
 	else if (!(buf = malloc((size_t)st.st_size + 1)))
 		ret = -ENOMEM;
-	size_t got = 0;
-	while (!ret && got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			ret = n ? -errno : -ENODATA;
-		else
-			got += (size_t)n;
-	}
+	if (!ret)
+		ret = io_read_full(fd, buf, (size_t)st.st_size, -1);
 	close(fd);
 	if (ret) {
 		free(buf);
 		return ret;
 	}
 	*out = buf;
-	*len = got;
+	*len = (size_t)st.st_size;
 	return 0;
 }
 

@@ -18,11 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util/crc32c.h"
-#include "util/progress.h"
 #include "snapshot/format.h"
-#include "snapshot/zstd.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/zstd.h"
+#include "util/crc32c.h"
+#include "util/io.h"
+#include "util/progress.h"
 #include "util/zero.h"
 
 #define STATE_TMP  ".state.tmp"
@@ -48,19 +49,7 @@ struct snap_writer {
 
 static int write_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return io_write_full(fd, buf, len, (int64_t)off);
 }
 
 static void writer_set_error(struct snap_writer *w, int err)

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "util/crc32c.h"
 #include "snapshot/memfile.h"
 #include "snapshot/zstd.h"
+#include "util/crc32c.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */

@@ -20,6 +20,17 @@ static inline uint64_t mono_now_ns(void)
 	return clock_now_ns(CLOCK_MONOTONIC);
 }
 
+static inline uint64_t mono_now_ms(void)
+{
+	return mono_now_ns() / 1000000u;
+}
+
+/* Seconds as a double, for rates in human output. */
+static inline double mono_now_s(void)
+{
+	return (double)mono_now_ns() / 1e9;
+}
+
 /*
  * Timed waits: a condvar whose pthread_cond_timedwait() deadline is on
  * CLOCK_MONOTONIC, so setting the wall clock neither cuts a wait short nor

@@ -5,24 +5,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/progress.h"
 
 #define PROGRESS_REDRAW_NS 100000000ull	/* 10 redraws a second at most */
 #define PROGRESS_BAR_WIDTH 24
-
-static uint64_t progress_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void progress_init(struct progress *p, const char *label, uint64_t total_bytes)
 {
 	memset(p, 0, sizeof(*p));
 	snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
 	p->total = total_bytes;
-	p->start_ns = progress_now_ns();
+	p->start_ns = mono_now_ns();
 	atomic_init(&p->done, 0);
 	atomic_init(&p->next_draw_ns, p->start_ns + PROGRESS_REDRAW_NS);
 	p->enabled = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
@@ -75,7 +69,7 @@ static void progress_maybe_draw(struct progress *p, uint64_t done)
 {
 	if (!p->enabled)
 		return;
-	uint64_t now = progress_now_ns();
+	uint64_t now = mono_now_ns();
 	uint64_t due = atomic_load_explicit(&p->next_draw_ns, memory_order_relaxed);
 	if (now < due)
 		return;
@@ -105,7 +99,7 @@ void progress_done(struct progress *p)
 {
 	if (!p || !p->enabled)
 		return;
-	progress_draw(p, p->total, progress_now_ns());
+	progress_draw(p, p->total, mono_now_ns());
 	fputc('\n', stderr);
 	p->drawn = false;
 }

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/vmm-internal.h"
 #include "layout.h"
+#include "vmm/vmm-internal.h"
 
 extern const uint8_t guest_image_workload_start[], guest_image_workload_end[];
 extern const uint8_t guest_image_boot_like_start[], guest_image_boot_like_end[];

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/vmm-internal.h"
 #include "layout.h"
+#include "vmm/vmm-internal.h"
 
 int vmm_handle_mmio(struct vcpu *v)
 {

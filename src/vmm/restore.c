@@ -17,13 +17,13 @@
 #include <time.h>
 
 #include "fc/fc.h"
-#include "util/progress.h"
 #include "snapshot/snapshot.h"
+#include "util/progress.h"
 #include "util/timeline.h"
+#include "util/zero.h"
 #include "vmm/restore-share.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
-#include "util/zero.h"
 
 #define RESTORE_FILL_STEP (2u << 20)
 #define RESTORE_ZERO_STEP (64u << 10)
@@ -192,9 +192,7 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 	ret = vmm_create(&vo, &rs->vm, err, errlen);
 	if (ret)
 		return ret == -EBADMSG ? -EINVAL : ret;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	rs->vm_created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	rs->vm_created_ns = mono_now_ns();
 	ret = vmm_load_state(rs->vm, blob, len, err, errlen);
 	timeline_mark(rs->tl, "state_load");
 	return ret;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/io.h"
 #include "vmm/vmm-internal.h"
 
 #define UART_LSR	5	/* line status register */
@@ -29,15 +30,8 @@ void serial_destroy(struct serial *s)
 
 static void serial_write_all(int fd, const char *p, size_t n)
 {
-	while (n && fd >= 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;	/* a closed stdout must not stop the guest */
-		p += w;
-		n -= (size_t)w;
-	}
+	if (fd >= 0)
+		(void)io_write_full(fd, p, n, -1);	/* a closed stdout must not stop the guest */
 }
 
 static void serial_flush_line(struct serial *s)

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/progress.h"
+#include "core/wp.h"
 #include "snapshot/snapshot.h"
+#include "util/progress.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
-#include "core/wp.h"
 
 static uint32_t vm_snapshot_chunk(struct vmm *vm)
 {

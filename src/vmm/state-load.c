@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/vmm-internal.h"
 #include "vmm/state-records.h"
+#include "vmm/vmm-internal.h"
 
 #define STATE_HDR 32
 #define STATE_REC_HDR 16

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/vmm-internal.h"
 #include "vmm/state-records.h"
+#include "vmm/vmm-internal.h"
 
 #define STATE_MAGIC "LVMVMST"
 #define STATE_VERSION 1

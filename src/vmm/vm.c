@@ -15,15 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "util/clock.h"
 #include "vmm/vmm-internal.h"
-#include "layout.h"
 
 uint64_t vmm_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return mono_now_ns();
 }
 
 static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/vmm-internal.h"
 #include "layout.h"
+#include "vmm/vmm-internal.h"
 
 #define CR0_PE (1u << 0)
 #define CR0_MP (1u << 1)
