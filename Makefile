@@ -6,8 +6,8 @@
 # New sources need no Makefile edit.  The folder says where a file goes:
 #   src/{core,engine,source,snapshot,util}/*.c  liblazyvm (the public library;
 #       built -fvisibility=hidden, exports exactly lazyvm.map)
-#   src/vmm, src/migrate, src/fc                internal static libraries
-#       (libvmm.a, libmigrate.a, libfc.a) for tools/, tests/ and bench/
+#   src/vmm, src/migrate, src/fc, src/store+src/remote  internal static libraries
+#       (libvmm.a, libmigrate.a, libfc.a, libstore.a) for tools/, tests/, bench/
 #   tools/cmd-*.c and tools/lazyvm.c            the lazyvm CLI; other
 #       tools/*.c are the CLI helpers (libcli.a)
 #   each tests/*.c is one test program, each bench/*.c one benchmark, each
@@ -44,6 +44,13 @@ CFLAGS    += -DLVM_HAVE_ZSTD $(shell $(PKG_CONFIG) --cflags libzstd)
 LDLIBS    += $(shell $(PKG_CONFIG) --libs libzstd)
 endif
 
+# Optional: libcurl for snapshots in S3-compatible object storage (src/remote/).
+HAVE_CURL := $(shell $(PKG_CONFIG) --exists libcurl 2>/dev/null && echo 1)
+ifeq ($(HAVE_CURL),1)
+CFLAGS    += -DLVM_HAVE_CURL $(shell $(PKG_CONFIG) --cflags libcurl)
+LDLIBS    += $(shell $(PKG_CONFIG) --libs libcurl)
+endif
+
 ifeq ($(V),0)
 Q := @
 else
@@ -58,6 +65,8 @@ VMM_ASM    := $(sort $(wildcard src/vmm/*.S))
 VMM_OBJS   := $(VMM_SRCS:%.c=$(BUILD)/%.o) $(VMM_ASM:%.S=$(BUILD)/%.o)
 MIG_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/migrate/*.c)))
 FC_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/fc/*.c)))
+STORE_SRCS := $(sort $(wildcard src/store/*.c))
+STORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(STORE_SRCS) $(sort $(wildcard src/remote/*.c)))
 CLI_MAIN   := tools/lazyvm.c $(sort $(wildcard tools/cmd-*.c))
 CLIH_SRCS  := $(filter-out $(CLI_MAIN),$(sort $(wildcard tools/*.c)))
 CLIH_OBJS  := $(CLIH_SRCS:%.c=$(BUILD)/%.o)
@@ -75,12 +84,13 @@ LIB_SO     := $(BUILD)/liblazyvm.so
 VMM_A      := $(BUILD)/libvmm.a
 MIG_A      := $(BUILD)/libmigrate.a
 FC_A       := $(BUILD)/libfc.a
+STORE_A    := $(BUILD)/libstore.a
 CLIH_A     := $(BUILD)/libcli.a
 CLI        := $(BUILD)/lazyvm
 # Everything a tool, test or bench program may link: the internal libraries
 # (in any order: one group) over the public one.
-INTERNAL_LIBS := -Wl,--start-group $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(LIB_A) -Wl,--end-group
-INTERNAL_DEPS := $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(LIB_A)
+INTERNAL_LIBS := -Wl,--start-group $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(STORE_A) $(LIB_A) -Wl,--end-group
+INTERNAL_DEPS := $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(STORE_A) $(LIB_A)
 
 .PHONY: all check demo install clean fuzz bench check-gmem
 all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(BENCHES) $(EXAMPLES) $(BUILD)/lazyvm.pc
@@ -115,8 +125,9 @@ $(LIB_SO): $(LIB_OBJS) lazyvm.map
 $(VMM_A): $(VMM_OBJS)
 $(MIG_A): $(MIG_OBJS)
 $(FC_A): $(FC_OBJS)
+$(STORE_A): $(STORE_OBJS)
 $(CLIH_A): $(CLIH_OBJS)
-$(VMM_A) $(MIG_A) $(FC_A) $(CLIH_A):
+$(VMM_A) $(MIG_A) $(FC_A) $(STORE_A) $(CLIH_A):
 	@[ "$(V)" = 0 ] && echo "  AR      $@" || true
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -162,7 +173,8 @@ bench: all
 
 # The library's C sources are recompiled with the fuzzer's instrumentation;
 # its assembly (the embedded guest images) is linked as built.
-FUZZ_C_SRCS := $(LIB_SRCS) $(VMM_SRCS) $(MIG_OBJS:$(BUILD)/%.o=%.c) $(FC_OBJS:$(BUILD)/%.o=%.c)
+FUZZ_C_SRCS := $(LIB_SRCS) $(VMM_SRCS) $(MIG_OBJS:$(BUILD)/%.o=%.c) $(FC_OBJS:$(BUILD)/%.o=%.c) \
+	       $(STORE_SRCS) $(wildcard src/remote/*.c)
 LIB_ASM_OBJS := $(VMM_ASM:%.S=$(BUILD)/%.o)
 fuzz: $(LIB_ASM_OBJS)
 	@mkdir -p $(BUILD)/fuzz

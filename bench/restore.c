@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bootlike-snapshot.h"
 #include "lazyvm.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -29,7 +30,6 @@
 #include "workload-algo.h"
 
 #define MAX_REPEATS 16
-#define FILL_STEP (2u << 20)
 #define ITERATIONS 2000
 
 struct sample {
@@ -37,34 +37,6 @@ struct sample {
 	double after_vm_us;	/* first instruction - KVM VM and vCPUs created */
 	char result[64];
 };
-
-/* A snapshot of boot-like at its entry point, data memory full of a pattern. */
-static int make_snapshot(const char *dir, uint64_t size)
-{
-	struct vmm_opts o = { .guest = "boot-like", .mem_size = size, .vcpus = 2,
-			      .backing = LVM_BACKING_ANON, .seed = 3, .iterations = ITERATIONS,
-			      .serial_fd = -1 };
-	struct vmm *vm;
-	char err[256];
-	int ret = vmm_create(&o, &vm, err, sizeof(err));
-	if (!ret)
-		ret = vmm_load_guest(vm, err, sizeof(err));
-	uint64_t *buf = malloc(FILL_STEP);
-	for (uint64_t off = GUEST_SYS_SIZE; !ret && buf && off < size; off += FILL_STEP) {
-		for (size_t i = 0; i < FILL_STEP / 8; i++)
-			buf[i] = wl_mix(off + i * 8);
-		ret = lvm_mem_write(vmm_mem(vm), off, buf, FILL_STEP);
-	}
-	struct vm_snapshot_info info = { .guest = "boot-like", .seed = 3, .iterations = ITERATIONS };
-	if (!ret)
-		ret = vm_snapshot_take(vm, dir, &info, err, sizeof(err));
-	if (ret)
-		fprintf(stderr, "restore bench: snapshot of %llu MiB: %s\n",
-			(unsigned long long)(size >> 20), err);
-	free(buf);
-	vmm_destroy(vm);
-	return ret;
-}
 
 static int restore_once(const char *dir, bool eager, struct sample *s)
 {
@@ -148,7 +120,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && sizes[i] <= max_mib; i++) {
 		char dir[128];
 		snprintf(dir, sizeof(dir), "%s/%llu", tmp, (unsigned long long)sizes[i]);
-		if (make_snapshot(dir, sizes[i] << 20)) {
+		if (bench_bootlike_snapshot(dir, sizes[i] << 20, ITERATIONS)) {
 			status = 1;
 			break;
 		}

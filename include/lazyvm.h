@@ -187,6 +187,12 @@ struct lvm_engine_opts {
 	 * thread, with a one-line message: a VMM stops the VM here. */
 	void (*on_error)(void *ctx, const char *msg);
 	void *on_error_ctx;
+	/* Optional: called from a handler thread, after the install, for each
+	 * fault on a page nothing had brought yet, with the source and the
+	 * offset of the faulting page (not of the fault-around block): the
+	 * pages a guest needed, in the order it touched them (working sets). */
+	void (*on_demand)(void *ctx, struct lvm_source *src, uint64_t off);
+	void *on_demand_ctx;
 };
 
 /* struct_size = sizeof(*opts); defaults: threads 0, fault_around 0,
@@ -224,6 +230,15 @@ LVM_EXPORT int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *
 /* Start the handler threads (and the background fill).  0, -EBUSY (already
  * started), -EINVAL (no region), -ENOMEM, or pthread_create's -errno. */
 LVM_EXPORT int lvm_engine_start(struct lvm_engine *e);
+/*
+ * Before start: load [off, off+len) of src ahead of everything else, at once
+ * and in the order of the calls (a working set, in the order the guest
+ * touched it), then the background fill if on.  Demand faults still go
+ * first.  Works with background_fill off: then only these ranges are loaded.
+ * Adjacent calls merge into one run.  0, -EBUSY after start, -EINVAL.
+ */
+LVM_EXPORT int lvm_engine_prefetch(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+				   size_t len);
 /* Deliver data for a range whose get() returned LVM_SOURCE_PENDING (pages
  * already present are skipped).  0, -EINVAL (not started, not page aligned,
  * or not a served range of src), or the install's -errno (the pages are then
@@ -269,6 +284,7 @@ struct lvm_stats {
 	uint64_t unmap_events, remap_events;
 	uint64_t eagain_retries;	/* COPY/CONTINUE retried after EAGAIN */
 	uint64_t pages_total, pages_present;
+	uint64_t pages_prefetch;	/* pages installed from the lvm_engine_prefetch list */
 	struct lvm_latency fault_latency; /* read of the fault -> page installed */
 };
 

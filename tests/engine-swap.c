@@ -177,14 +177,32 @@ static int pattern_get(void *ctx, uint64_t off, size_t len, void *scratch, const
 	return 0;
 }
 
-/* KiB of our swapfile in use, from /proc/swaps. */
+/*
+ * KiB of swap our memory uses.  With cgroup v2, the cgroup's own count: when
+ * another swapfile is active (a second test run at once), the kernel swaps to
+ * the one of higher priority, which need not be ours.  With v1, our file's
+ * line in /proc/swaps.
+ */
 static long swap_used_kib(void)
 {
+	char path[600];
+	long used = -1, u;
+	if (!strcmp(cg_limit_knob, "memory.max")) {
+		snprintf(path, sizeof(path), "%s/memory.swap.current", cg_path);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			long long bytes;
+			if (fscanf(f, "%lld", &bytes) == 1)
+				used = (long)(bytes >> 10);
+			fclose(f);
+			return used;
+		}
+	}
 	FILE *f = fopen("/proc/swaps", "r");
 	char name[300];
-	long size, used = -1, u;
 	int prio;
 	char type[32];
+	long size;
 	if (!f)
 		return -1;
 	if (fscanf(f, "%*[^\n]\n") < 0) {
@@ -224,7 +242,7 @@ static int cgroup_limit(uint64_t usage)
 
 struct result {
 	long bad[PASSES];	/* pages that differ from the source, per pass */
-	long swapped_kib;	/* most of our swapfile seen in use */
+	long swapped_kib;	/* most swap our memory was seen using */
 	long absent;		/* pages mincore called absent after the squeeze */
 	long holes;		/* of those, pages SEEK_DATA called holes */
 	int err;

@@ -159,7 +159,8 @@ static void big_request(const char *name, struct lvm_mem *mem, uint64_t units)
 
 static struct lvm_mem *pattern_mem(enum lvm_backing b)
 {
-	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = b, .size = MEM, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = b, .size = MEM,
+				   .kvm_vm_fd = -1 };
 	struct lvm_mem *mem;
 	if (lvm_mem_create(&o, &mem))
 		return NULL;

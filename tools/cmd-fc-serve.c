@@ -15,10 +15,12 @@
 #include "cli.h"
 #include "fc/fc.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/ws.h"
 
 static const char usage_text[] =
 	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"
 	"                       [--allow-uid UID]... [--prefault all|none]\n"
+	"                       [--prefetch ws|all|none]\n"
 	"                       [--stats-json FILE] [--threads N] [--ready-fd FD]\n";
 
 static struct fc_server *volatile signal_server;
@@ -39,6 +41,8 @@ static void log_line(void *ctx, const char *line)
 struct fc_cli {
 	struct fc_server_opts o;
 	const char *mem_file, *stats_json;
+	const char *prefetch;	/* --prefetch; NULL: ws when there is one */
+	struct ws ws;
 	uid_t uids[FC_MAX_MAPPINGS];
 	int ready_fd;
 };
@@ -54,6 +58,7 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "prefetch", required_argument, NULL, 'w' },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
@@ -74,6 +79,12 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 				return cli_fail(EXIT_USAGE, "fc-serve", "--prefault all|none, not '%s'",
 						optarg);
 			c->o.prefault = !strcmp(optarg, "all");
+			break;
+		case 'w':
+			if (strcmp(optarg, "ws") && strcmp(optarg, "all") && strcmp(optarg, "none"))
+				return cli_fail(EXIT_USAGE, "fc-serve", "--prefetch ws|all|none, not "
+						"'%s'", optarg);
+			c->prefetch = optarg;
 			break;
 		case 't':
 			if (cli_parse_uint(optarg, 64, &v))
@@ -121,6 +132,34 @@ static int open_mem_file(const char *path, struct lvm_source **src)
 	return 0;
 }
 
+/*
+ * --prefetch (docs/prefetch.md): ws (default when the --mem-file's directory
+ * has a working-set file): each VM gets it prefetched, the rest lazy unless
+ * --prefault all; all = --prefault all; none: faults only.
+ */
+static int load_working_set(struct fc_cli *c)
+{
+	if (c->prefetch && strcmp(c->prefetch, "ws")) {
+		c->o.prefault = c->o.prefault || !strcmp(c->prefetch, "all");
+		return 0;
+	}
+	char dir[4096], err[512];
+	snprintf(dir, sizeof(dir), "%s", c->mem_file);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	else
+		snprintf(dir, sizeof(dir), ".");
+	int ret = ws_load(dir, lvm_source_size(c->o.src), &c->ws, err, sizeof(err));
+	if (ret == -ENOENT && !c->prefetch)
+		return 0;
+	if (ret)
+		return cli_fail(ret == -ENOENT ? 1 : EXIT_BADDATA, "fc-serve", "--prefetch ws: %s",
+				err);
+	c->o.ws = &c->ws;
+	return 0;
+}
+
 static void install_signals(struct fc_server *s)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -149,6 +188,8 @@ int cmd_fc_serve(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	ret = open_mem_file(c.mem_file, &c.o.src);
+	if (!ret && (ret = load_working_set(&c)))
+		lvm_source_destroy(c.o.src);
 	if (ret)
 		return ret;
 
@@ -157,12 +198,14 @@ int cmd_fc_serve(int argc, char **argv)
 	ret = fc_server_open(&c.o, &s, err, sizeof(err));
 	if (ret) {
 		lvm_source_destroy(c.o.src);
+		ws_free(&c.ws);
 		return cli_fail(1, "fc-serve", "%s", err);
 	}
 	install_signals(s);
-	fprintf(stderr, "lazyvm fc-serve: listening on %s, memory file %s (%llu MiB)%s\n",
+	fprintf(stderr, "lazyvm fc-serve: listening on %s, memory file %s (%llu MiB)%s%s\n",
 		c.o.socket_path, c.mem_file,
-		(unsigned long long)(lvm_source_size(c.o.src) >> 20), c.o.once ? ", once" : "");
+		(unsigned long long)(lvm_source_size(c.o.src) >> 20), c.o.once ? ", once" : "",
+		c.o.ws ? ", working set prefetched" : "");
 	signal_ready(c.ready_fd);
 
 	ret = fc_server_run(s);
@@ -176,5 +219,6 @@ int cmd_fc_serve(int argc, char **argv)
 	signal_server = NULL;
 	fc_server_close(s);
 	lvm_source_destroy(c.o.src);
+	ws_free(&c.ws);
 	return status;
 }

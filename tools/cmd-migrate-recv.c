@@ -23,6 +23,7 @@ struct recv_opts {
 	struct vm_cli_opts vm;		/* --backing, --stats-json */
 	struct mig_dst_opts dst;
 	int ready_fd;
+	struct mig_key key;		/* --auth-psk */
 };
 
 /* The destination VM behind the protocol's callbacks. */
@@ -37,14 +38,16 @@ struct recv_vm {
 static const char recv_usage_text[] =
 	"usage: lazyvm migrate-recv --listen HOST:PORT [--backing KIND] [--stats-json FILE]\n"
 	"                           [--recover-timeout SEC] [--accept-timeout SEC]\n"
-	"                           [--threads N] [--ready-fd FD]\n"
+	"                           [--threads N] [--ready-fd FD] [--auth-psk FILE]\n"
 	"  --listen HOST:PORT   where the source connects (port 0: any; see --ready-fd)\n"
 	"  --backing KIND       anon (default) | memfd | hugetlb | gmem\n"
 	"  --stats-json FILE    write migration and run statistics as JSON at exit\n"
 	"  --recover-timeout SEC  after a link cut, wait this long for the source (default 60)\n"
 	"  --accept-timeout SEC wait this long for a source (default: forever)\n"
 	"  --threads N          fault-engine handler threads (default: one per CPU)\n"
-	"  --ready-fd FD        write the listening port and a newline to FD once listening\n";
+	"  --ready-fd FD        write the listening port and a newline to FD once listening\n"
+	"  --auth-psk FILE      admit only sources that prove this pre-shared key (HMAC\n"
+	"                       challenge on every connection; mode 0600, 16+ bytes)\n";
 
 static int recv_usage(FILE *f, int status)
 {
@@ -54,7 +57,7 @@ static int recv_usage(FILE *f, int status)
 
 enum {
 	RECV_OPT_LISTEN = CLI_OPT_CMD, RECV_OPT_RECOVER, RECV_OPT_ACCEPT, RECV_OPT_THREADS,
-	RECV_OPT_READY_FD,
+	RECV_OPT_READY_FD, RECV_OPT_AUTH_PSK,
 };
 
 static int recv_apply(struct recv_opts *o, int code, const char *val)
@@ -64,6 +67,12 @@ static int recv_apply(struct recv_opts *o, int code, const char *val)
 	static const unsigned long max[] = { 0, 86400, 86400, 256, 1u << 20 };
 	unsigned k = (unsigned)(code - RECV_OPT_LISTEN);
 	unsigned long v = 0;
+	if (code == RECV_OPT_AUTH_PSK) {
+		if (migrate_cli_load_key("migrate-recv", val, &o->key) != 1)
+			return EXIT_BADDATA;
+		o->dst.auth_key = &o->key;
+		return 1;
+	}
 	if (code < RECV_OPT_LISTEN || k >= sizeof(names) / sizeof(names[0]))
 		return vm_cli_apply(&o->vm, "migrate-recv", code, val);
 	if (code == RECV_OPT_LISTEN) {
@@ -92,6 +101,7 @@ static int recv_parse(int argc, char **argv, struct recv_opts *o)
 		{ "accept-timeout", required_argument, NULL, RECV_OPT_ACCEPT },
 		{ "threads", required_argument, NULL, RECV_OPT_THREADS },
 		{ "ready-fd", required_argument, NULL, RECV_OPT_READY_FD },
+		{ "auth-psk", required_argument, NULL, RECV_OPT_AUTH_PSK },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	int ch, r;

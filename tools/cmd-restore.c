@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "core/share.h"
 #include "util/timeline.h"
+#include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -21,15 +22,22 @@ static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
-		"                      [--uffd-socket PATH] [--stats-json FILE]\n"
+		"                      [--uffd-socket PATH] [--prefetch ws|all|none] [--record-ws]\n"
+		"                      [--stats-json FILE]\n"
 		"                      [--share [--share-linger SECONDS] [--share-dir DIR]]\n"
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
+		"  --record-ws          record the pages the guest touches, in order, as\n"
+		"                       DIR/working-set (one fault per page, no fill)\n"
+		"  --prefetch MODE      ws: DIR/working-set first, in recorded order, then the\n"
+		"                       rest (default when DIR has one); all: everything in\n"
+		"                       address order (default otherwise); none: faults only\n"
 		"  --fault-around SIZE  lazy: serve this aligned block per fault (default 256K)\n"
 		"  --memory-file IMAGE  guest memory from a flat image (Firecracker style);\n"
 		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
+		STORE_CACHE_USAGE
 		"  --share              the snapshot's memory once per host: VMs restored from\n"
 		"                       it map one page cache privately (reads share, writes\n"
 		"                       copy); stats add shared_pages, private_pages, pss_kib\n"
@@ -70,7 +78,8 @@ static int restore_status(int err)
 
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
-	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_SHARE,
+	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_PREFETCH,
+	RESTORE_OPT_RECORD_WS, RESTORE_OPT_SHARE,
 	RESTORE_OPT_SHARE_LINGER, RESTORE_OPT_SHARE_DIR, RESTORE_OPT_SHARE_SYNC,
 };
 
@@ -117,13 +126,21 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 	case RESTORE_OPT_UFFD_SOCKET:
 		ro->uffd_socket = val;
 		return 1;
+	case RESTORE_OPT_PREFETCH:
+		if (vm_prefetch_parse(val, &ro->prefetch))
+			return cli_fail(EXIT_USAGE, "restore", "--prefetch: ws, all or none, not '%s'",
+					val);
+		return 1;
+	case RESTORE_OPT_RECORD_WS:
+		ro->record_ws = true;
+		return 1;
 	default:
 		return restore_apply_share(ro, ch, val);
 	}
 }
 
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
-			 struct vm_restore_opts *ro, const char **dir)
+			 struct vm_restore_opts *ro, struct store_cache_opts *co, const char **dir)
 {
 	static const struct option opts[] = {
 		VM_CLI_OPTIONS,
@@ -132,6 +149,9 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "memory-file", required_argument, NULL, RESTORE_OPT_MEMORY_FILE },
 		{ "fault-around", required_argument, NULL, RESTORE_OPT_FAULT_AROUND },
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
+		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
+		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
+		STORE_CACHE_OPTIONS,
 		{ "share", no_argument, NULL, RESTORE_OPT_SHARE },
 		{ "share-linger", required_argument, NULL, RESTORE_OPT_SHARE_LINGER },
 		{ "share-dir", required_argument, NULL, RESTORE_OPT_SHARE_DIR },
@@ -146,6 +166,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		if (ch == CLI_GETOPT_ERROR)
 			return restore_usage(stderr, EXIT_USAGE);
 		r = restore_apply(ro, ch, optarg);
+		if (!r)
+			r = store_cache_apply(co, "restore", ch, optarg);
 		if (!r)
 			r = vm_cli_apply(vo, "restore", ch, optarg);
 		if (r != 1)
@@ -162,12 +184,47 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 	return 0;
 }
 
+/* --stats-json: what prefetch did (docs/prefetch.md). */
+static void restore_stats_ws(struct vm_restore *rs, struct vm_stats *st)
+{
+	struct vm_restore_ws_stats w;
+	vm_restore_ws_stats(rs, &w);
+	vm_stats_add(st, "prefetch", "\"%s\"", w.recorded ? "record" : w.prefetch);
+	vm_stats_add(st, "pages_prefetch", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_pages", "%llu", (unsigned long long)w.ws_pages);
+	vm_stats_add(st, "ws_hits", "%llu", (unsigned long long)st->engine.pages_prefetch);
+	vm_stats_add(st, "ws_misses", "%llu", (unsigned long long)w.ws_misses);
+	vm_stats_add(st, "working_set_done_us", "%.1f", w.guest_done_ns ?
+		     (double)(w.guest_done_ns - st->start_ns) / 1000.0 : -1.0);
+}
+
+/* A snapshot in a chunk store: its state in a temp dir, its memory served
+ * from the manifest through the cache. */
+static int restore_open_store(const char *src, const struct store_cache_opts *co,
+			      struct vm_restore_opts *ro, struct store_cli *sc, char *err,
+			      size_t errlen)
+{
+	int ret = store_cli_open(src, sc, err, errlen);
+	if (!ret)
+		ret = store_cli_open_cache(sc, co, err, errlen);
+	if (!ret)
+		ret = store_cli_state_dir(sc, err, errlen);
+	if (ret)
+		return ret;
+	ret = store_cli_source(sc, ro->no_background ? 0 : 4, &ro->memory_source);
+	if (ret)
+		snprintf(err, errlen, "%s: memory source: %s", src, strerror(-ret));
+	ro->memory_source_id = sc->id;
+	return ret;
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct vm_cli_opts vo;
 	struct vm_restore_opts ro = { 0 };
 	const char *dir = NULL;
-	int ret = restore_parse(argc, argv, &vo, &ro, &dir);
+	struct store_cache_opts co = { 0 };
+	int ret = restore_parse(argc, argv, &vo, &ro, &co, &dir);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
@@ -179,9 +236,21 @@ int cmd_restore(int argc, char **argv)
 	struct vm_restore *rs = NULL;
 	char err[512] = "";
 	int status = 0;
-	ret = vm_restore_open(dir, &ro, &rs, err, sizeof(err));
-	if (ret)
+	struct store_cli sc = { 0 };
+	const char *state_dir = dir;
+	if (store_cli_is_store(dir)) {
+		ret = restore_open_store(dir, &co, &ro, &sc, err, sizeof(err));
+		if (ret) {
+			store_cli_close(&sc);
+			return cli_fail(store_cli_status(ret), "restore", "%s", err);
+		}
+		state_dir = sc.state_dir;
+	}
+	ret = vm_restore_open(state_dir, &ro, &rs, err, sizeof(err));
+	if (ret) {
+		store_cli_close(&sc);
 		return cli_fail(restore_status(ret), "restore", "%s", err);
+	}
 	ret = vm_restore_run(rs, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
@@ -191,6 +260,7 @@ int cmd_restore(int argc, char **argv)
 	st.backing = lvm_backing_name(vm_restore_backing(rs));
 	st.mode = vm_restore_mode(rs);
 	vm_restore_stats(rs, &st.engine);
+	restore_stats_ws(rs, &st);
 	vm_stats_add(&st, "vm_create_done_us", "%.1f",
 		     (double)(vm_restore_vm_created_ns(rs) - st.start_ns) / 1000.0);
 	char steps[1536];
@@ -202,5 +272,7 @@ int cmd_restore(int argc, char **argv)
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));
 	vm_restore_close(rs);
+	store_cli_print_stats(&sc, stderr);
+	store_cli_close(&sc);
 	return status;
 }

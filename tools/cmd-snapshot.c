@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "snapshot/snapshot.h"
+#include "store-cli.h"
 #include "util/clock.h"
 #include "util/progress.h"
 
@@ -27,7 +28,12 @@ static int snapshot_usage(FILE *f, int status)
 		"       lazyvm snapshot info DIR         header, sections, chunk counts\n"
 		"       lazyvm snapshot pack IMAGE DIR [--chunk-size SIZE] [--compress] [--level N]\n"
 		"                                        a flat memory image -> a snapshot's memory\n"
-		"       lazyvm snapshot unpack DIR IMAGE a snapshot's memory -> a flat image\n");
+		"       lazyvm snapshot unpack DIR IMAGE a snapshot's memory -> a flat image\n"
+		"       lazyvm snapshot push DIR URL [--chunk-size SIZE]\n"
+		"                                        into a chunk store: s3://bucket/prefix/name,\n"
+		"                                        or BASE/NAME (chunks in BASE/chunks)\n"
+		"       lazyvm snapshot pull URL DIR     from a chunk store into a local one\n"
+		"       (verify also takes a URL or a chunk-store snapshot: every chunk's SHA-256)\n");
 	return status;
 }
 
@@ -147,6 +153,9 @@ static int snapshot_cmd_info(const char *dir)
 
 int snapshot_cmd_pack(int argc, char **argv);
 int snapshot_cmd_unpack(int argc, char **argv);
+int snapshot_cmd_push(int argc, char **argv);
+int snapshot_cmd_pull(int argc, char **argv);
+int snapshot_cmd_verify_store(const char *src);
 
 int cmd_snapshot(int argc, char **argv)
 {
@@ -159,9 +168,15 @@ int cmd_snapshot(int argc, char **argv)
 		return snapshot_cmd_pack(argc - 1, argv + 1);
 	if (!strcmp(sub, "unpack"))
 		return snapshot_cmd_unpack(argc - 1, argv + 1);
+	if (!strcmp(sub, "push"))
+		return snapshot_cmd_push(argc - 1, argv + 1);
+	if (!strcmp(sub, "pull"))
+		return snapshot_cmd_pull(argc - 1, argv + 1);
 	if (strcmp(sub, "verify") && strcmp(sub, "info"))
-		return cli_fail(EXIT_USAGE, "snapshot", "unknown subcommand '%s' (verify, info, pack, unpack)", sub);
+		return cli_fail(EXIT_USAGE, "snapshot", "unknown subcommand '%s' (verify, info, pack, unpack, push, pull)", sub);
 	if (argc != 3 || argv[2][0] == '-')
 		return snapshot_usage(stderr, EXIT_USAGE);
+	if (!strcmp(sub, "verify") && store_cli_is_store(argv[2]))
+		return snapshot_cmd_verify_store(argv[2]);
 	return !strcmp(sub, "verify") ? snapshot_cmd_verify(argv[2]) : snapshot_cmd_info(argv[2]);
 }

@@ -23,7 +23,7 @@ static const struct command commands[] = {
 	{ "probe", cmd_probe, "which backing x uffd mode the kernel supports [--json]" },
 	{ "run", cmd_run, "run a guest (--guest workload --mem SIZE ...)" },
 	{ "restore", cmd_restore, "resume a snapshot lazily (default) or --eager" },
-	{ "snapshot", cmd_snapshot, "snapshot tools: verify DIR" },
+	{ "snapshot", cmd_snapshot, "snapshot tools: verify, info, pack, unpack, push, pull" },
 	{ "migrate-recv", cmd_migrate_recv, "receive a migrating VM (--listen HOST:PORT)" },
 	{ "fc-serve", cmd_fc_serve, "Firecracker-compatible UFFD page server" },
 };
@@ -99,11 +99,16 @@ static void print_version(void)
 	const char *lib;
 	lvm_version(&lib);
 	printf("lazyvm %s (liblazyvm %s)\n", LAZYVM_VERSION, lib);
-	printf("optional: zstd %s\n",
+	printf("optional: zstd %s, curl %s\n",
 #ifdef LVM_HAVE_ZSTD
-	       "yes"
+	       "yes",
 #else
-	       "no"
+	       "no",
+#endif
+#ifdef LVM_HAVE_CURL
+	       "yes (s3://, http(s):// snapshots)"
+#else
+	       "no (no remote snapshots)"
 #endif
 	);
 }

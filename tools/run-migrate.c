@@ -21,7 +21,9 @@ const char run_migrate_usage[] =
 	"  --migrate-after-ms MS   when (default 0: right after start)\n"
 	"  --precopy-rounds N      pre-copy rounds before the stop (default 0: pure post-copy)\n"
 	"  --recover-timeout SEC   after a link cut in post-copy, keep reconnecting this long\n"
-	"                          (default 60)\n";
+	"                          (default 60)\n"
+	"  --auth-psk FILE         authenticate every connection with this pre-shared key\n"
+	"                          (mode 0600, 16+ bytes; the destination needs the same)\n";
 
 void run_migrate_opts_init(struct run_migrate_opts *o)
 {
@@ -36,6 +38,8 @@ int run_migrate_apply(struct run_migrate_opts *o, int code, const char *val)
 	static const unsigned long max[] = { 0, 86400000ul, 100, 86400 };
 	unsigned k = (unsigned)(code - RUN_MIG_OPT_TO);
 	unsigned long v = 0;
+	if (code == RUN_MIG_OPT_AUTH_PSK)
+		return (o->have_key = migrate_cli_load_key("run", val, &o->key)) ? 1 : EXIT_BADDATA;
 	if (code < RUN_MIG_OPT_TO || k >= sizeof(names) / sizeof(names[0]))
 		return 0;
 	if (code == RUN_MIG_OPT_TO) {
@@ -52,6 +56,14 @@ int run_migrate_apply(struct run_migrate_opts *o, int code, const char *val)
 		o->precopy_rounds = (unsigned)v;
 	else
 		o->recover_timeout_s = (unsigned)v;
+	return 1;
+}
+
+int migrate_cli_load_key(const char *cmd, const char *path, struct mig_key *k)
+{
+	char err[320];
+	if (mig_key_load(path, k, err, sizeof(err)))
+		return cli_fail(0, cmd, "--auth-psk %s", err);
 	return 1;
 }
 
@@ -131,6 +143,7 @@ int run_migrate(struct vmm *vm, const struct run_migrate_opts *o, struct vm_stat
 	struct mig_src_opts so = {
 		.addr = o->to, .precopy_rounds = rounds,
 		.recover_timeout_s = o->recover_timeout_s, .vcpus = vmm_vcpus(vm), .progress = true,
+		.auth_key = o->have_key ? &o->key : NULL,
 	};
 	struct mig_stats ms;
 	ret = mig_src_run(&so, vmm_mem(vm), &ops, &ms, err, sizeof(err));

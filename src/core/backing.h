@@ -64,4 +64,14 @@ int backing_alias(struct lvm_mem *mem, uint8_t **alias);
 /* filemap_remove: drop [off, off+len) from the page cache (or mapping). */
 int backing_remove(struct lvm_mem *mem, uint64_t off, uint64_t len);
 
+/*
+ * Put [off, off+len) in writable and populated (MADV_POPULATE_WRITE): the
+ * pages exist and are mapped writable before the guest touches them.  On
+ * anon memory a first read otherwise maps the shared zero page and the next
+ * write takes a second (COW) fault; under nested KVM each host fault is a
+ * trip through the outer hypervisor (docs/restore-latency.md).  For memory
+ * that is not registered with userfaultfd, or whose range is served already.
+ */
+int backing_populate(struct lvm_mem *mem, uint64_t off, uint64_t len);
+
 #endif

@@ -116,4 +116,15 @@ struct kvm_userspace_memory_region2 {
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
 #endif
 
+#ifndef KVM_PRE_FAULT_MEMORY	/* Linux 6.10 */
+#define KVM_CAP_PRE_FAULT_MEMORY 236
+struct kvm_pre_fault_memory {
+	__u64 gpa;
+	__u64 size;
+	__u64 flags;
+	__u64 padding[5];
+};
+#define KVM_PRE_FAULT_MEMORY	_IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
+#endif
+
 #endif /* LAZYVM_UAPI_COMPAT_H */

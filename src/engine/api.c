@@ -184,7 +184,7 @@ static int engine_alloc_units(struct lvm_engine *e)
 {
 	size_t unit = e->opts.fault_around;
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
-	if (e->opts.background_fill && chunk > unit)
+	if ((e->opts.background_fill || e->nprefetch) && chunk > unit)
 		unit = chunk;
 	for (unsigned i = 0; i < e->nregions; i++)
 		if (e->regions[i].psz > unit)
@@ -238,7 +238,7 @@ int lvm_engine_start(struct lvm_engine *e)
 			return ret;
 		}
 	}
-	if (e->opts.background_fill) {
+	if (e->opts.background_fill || e->nprefetch) {
 		ret = -pthread_create(&e->fill_thread, NULL, engine_fill_thread, e->workers[n]);
 		if (ret) {
 			lvm_engine_stop(e);
@@ -313,6 +313,33 @@ int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64
 		return -EINVAL;
 	for (uint64_t i = 0; i < len >> r->pshift; i++)
 		page_cas(e, r, p + i, PG_MISSING, PG_PRESENT);
+	return 0;
+}
+
+int lvm_engine_prefetch(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
+			size_t len)
+{
+	uint64_t p = 0;
+	struct region *r = region_of_source(e, src, off, &p);
+	if (e->started)
+		return -EBUSY;
+	if (!r || !len || (off - r->src_off) % r->psz || len > r->size - (off - r->src_off))
+		return -EINVAL;
+	uint64_t hi = p + ((len + r->psz - 1) >> r->pshift);
+	struct prefetch_range *last = e->nprefetch ? &e->prefetch[e->nprefetch - 1] : NULL;
+	if (last && last->r == r && last->hi == p) {	/* one longer run */
+		last->hi = hi;
+		return 0;
+	}
+	if (e->nprefetch == e->prefetch_cap) {
+		size_t cap = e->prefetch_cap ? e->prefetch_cap * 2 : 64;
+		struct prefetch_range *v = realloc(e->prefetch, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		e->prefetch = v;
+		e->prefetch_cap = cap;
+	}
+	e->prefetch[e->nprefetch++] = (struct prefetch_range){ r, p, hi };
 	return 0;
 }
 
@@ -406,6 +433,7 @@ void lvm_engine_destroy(struct lvm_engine *e)
 		worker_free(e->workers[i]);
 	free(e->workers);
 	free(e->threads);
+	free(e->prefetch);
 	if (e->zero_buf)
 		munmap(e->zero_buf, e->max_unit);
 	if (e->uffd >= 0)
@@ -432,6 +460,7 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out)
 	s->faults_dup = atomic_load(&e->st.faults_dup);
 	s->pages_demand = atomic_load(&e->st.pages_demand);
 	s->pages_background = atomic_load(&e->st.pages_background);
+	s->pages_prefetch = atomic_load(&e->st.pages_prefetch);
 	s->pages_zero = atomic_load(&e->st.pages_zero);
 	s->pages_failed = atomic_load(&e->st.pages_failed);
 	s->remove_events = atomic_load(&e->st.remove_events);

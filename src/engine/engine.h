@@ -92,6 +92,13 @@ struct worker {
 	int nfaults;
 	uint8_t *scratch;
 	size_t scratch_size;
+	bool prefetching;	/* the fill thread, on the prefetch list: its counter */
+};
+
+/* A range lvm_engine_prefetch() queued: pages [lo, hi) of region r. */
+struct prefetch_range {
+	struct region *r;
+	uint64_t lo, hi;
 };
 
 struct lvm_engine {
@@ -111,6 +118,8 @@ struct lvm_engine {
 	pthread_mutex_t supply_lock;	/* one supplier at a time uses workers[n+1] */
 	pthread_t fill_thread;
 	bool fill_running;
+	struct prefetch_range *prefetch;	/* queued before start, in order */
+	size_t nprefetch, prefetch_cap;
 	bool started;
 	int stop_efd;
 	_Atomic bool stopping;
@@ -125,7 +134,7 @@ struct lvm_engine {
 	struct {
 		_Atomic uint64_t faults, faults_dup, pages_demand, pages_background,
 			pages_zero, pages_failed, remove_events, unmap_events,
-			remap_events, eagain_retries;
+			remap_events, eagain_retries, pages_prefetch;
 	} st;
 	struct histogram fault_lat;
 

@@ -98,12 +98,12 @@ static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint
 }
 
 static void mark_present(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
-			 bool background, bool zero)
+			 _Atomic uint64_t *counter, bool zero)
 {
 	uint64_t n = 0;
 	for (uint64_t p = a; p < b; p++)
 		n += page_cas(e, r, p, PG_CLAIMED, PG_PRESENT);
-	atomic_fetch_add(background ? &e->st.pages_background : &e->st.pages_demand, n);
+	atomic_fetch_add(counter, n);
 	if (zero)
 		atomic_fetch_add(&e->st.pages_zero, n);
 }
@@ -123,6 +123,8 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 	unsigned attempt = 0;
 	int ret = 0;
 	uint64_t p = run->lo;
+	_Atomic uint64_t *counter = !background ? &e->st.pages_demand :
+		w->prefetching ? &e->st.pages_prefetch : &e->st.pages_background;
 
 	pthread_rwlock_rdlock(&e->mm_lock);
 	while (p < run->hi) {
@@ -136,12 +138,12 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 			b++;
 		const uint8_t *src = data ? data + ((p - run->lo) << r->pshift) : NULL;
 		ret = install_span(e, r, p, b, src, &done);
-		mark_present(e, r, p, p + done, background, !data);
+		mark_present(e, r, p, p + done, counter, !data);
 		p += done;
 		if (!ret)
 			continue;
 		if (ret == -EEXIST) {	/* populated by someone else: that is success */
-			mark_present(e, r, p, p + 1, background, false);
+			mark_present(e, r, p, p + 1, counter, false);
 			need_wake = true;
 			p++;
 			ret = 0;

@@ -74,6 +74,9 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 			win_hi = r->npages;
 		if (engine_claim_run(e, r, p, win_lo, win_hi, &run)) {
 			engine_fetch_install(w, &run, false);
+			if (e->opts.on_demand)	/* after the install: the vCPU runs again */
+				e->opts.on_demand(e->opts.on_demand_ctx, r->src,
+						  r->src_off + (p << r->pshift));
 			break;
 		}
 		atomic_fetch_add(&e->st.faults_dup, 1);	/* lost the race: the claimer wakes us */
@@ -183,14 +186,16 @@ static void fill_wait_first_fault(struct lvm_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
-static void fill_region(struct worker *w, struct region *r)
+/* Install every MISSING page of [lo, hi) of r, a fill chunk at a time,
+ * letting demand faults go first. */
+static void fill_range(struct worker *w, struct region *r, uint64_t lo, uint64_t end)
 {
 	struct lvm_engine *e = w->e;
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	uint64_t span = chunk > r->psz ? chunk >> r->pshift : 1;
 	uint64_t piece = FILL_PIECE > r->psz ? FILL_PIECE >> r->pshift : 1;
 
-	for (uint64_t p = 0; p < r->npages && !atomic_load(&e->stopping); ) {
+	for (uint64_t p = lo; p < end && !atomic_load(&e->stopping); ) {
 		if (atomic_load(&r->gone))
 			return;
 		fill_yield_to_demand(e);
@@ -199,7 +204,7 @@ static void fill_region(struct worker *w, struct region *r)
 			continue;
 		}
 		struct run run;
-		uint64_t hi = p + span < r->npages ? p + span : r->npages;
+		uint64_t hi = p + span < end ? p + span : end;
 		if (!engine_claim_run(e, r, p, p, hi, &run))
 			continue;
 		const void *data;
@@ -224,11 +229,27 @@ static void fill_region(struct worker *w, struct region *r)
 	}
 }
 
+/*
+ * The prefetch list first (lvm_engine_prefetch: a working set in the order
+ * the guest touched it), at once: it is meant to be ahead of the vCPUs.
+ * Then, with background_fill, everything else in address order.
+ */
 void *engine_fill_thread(void *arg)
 {
 	struct worker *w = arg;
-	fill_wait_first_fault(w->e);
-	for (unsigned i = 0; i < w->e->nregions && !atomic_load(&w->e->stopping); i++)
-		fill_region(w, &w->e->regions[i]);
+	struct lvm_engine *e = w->e;
+	w->prefetching = true;
+	for (size_t i = 0; i < e->nprefetch && !atomic_load(&e->stopping); i++)
+		fill_range(w, e->prefetch[i].r, e->prefetch[i].lo, e->prefetch[i].hi);
+	w->prefetching = false;
+	if (!e->opts.background_fill)
+		return NULL;
+	/* After a working set, the rest is what the guest did not need first:
+	 * it gets the CPUs the vCPUs leave idle, not theirs (2 cores here). */
+	if (e->nprefetch)
+		thread_set_bulk();
+	fill_wait_first_fault(e);
+	for (unsigned i = 0; i < e->nregions && !atomic_load(&e->stopping); i++)
+		fill_range(w, &e->regions[i], 0, e->regions[i].npages);
 	return NULL;
 }

@@ -88,6 +88,7 @@ int fc_check_peer(int sock, const uid_t *allowed, unsigned nallowed, uid_t *uid,
 /* ---- server.c -------------------------------------------------------- */
 
 struct fc_server;
+struct ws;
 
 struct fc_server_opts {
 	const char *socket_path;
@@ -96,6 +97,9 @@ struct fc_server_opts {
 	unsigned nallow_uids;
 	bool once;			/* stop after the first VM finished */
 	bool prefault;			/* fill every page in the background */
+	/* Optional: a working set (src/snapshot/ws.h, pages = offsets in src)
+	 * each VM gets prefetched ahead of its vCPUs; shared, read-only. */
+	const struct ws *ws;
 	unsigned threads;		/* engine threads per VM; 0 = one per CPU */
 	size_t fault_around;		/* bytes served per 4 KiB fault; 0 = 64 KiB */
 	int handshake_timeout_ms;	/* 0 = 10 s */

@@ -27,14 +27,15 @@ static void vm_json(FILE *f, const struct fc_vm_record *r)
 		"\"bytes\":%llu,\"page_size\":%llu,\"seconds\":%.3f,\"faults\":%llu,"
 		"\"pages_demand\":%llu,\"pages_background\":%llu,\"pages_zero\":%llu,"
 		"\"pages_failed\":%llu,\"remove_events\":%llu,\"fault_p50_ns\":%llu,"
-		"\"fault_p99_ns\":%llu,\"error\":",
+		"\"fault_p99_ns\":%llu,\"pages_prefetch\":%llu,\"error\":",
 		r->id, (unsigned)r->uid, (int)r->pid, r->served ? "true" : "false", r->regions,
 		(unsigned long long)r->bytes, (unsigned long long)r->page_size, r->seconds,
 		(unsigned long long)st->faults, (unsigned long long)st->pages_demand,
 		(unsigned long long)st->pages_background, (unsigned long long)st->pages_zero,
 		(unsigned long long)st->pages_failed, (unsigned long long)st->remove_events,
 		(unsigned long long)st->fault_latency.p50_ns,
-		(unsigned long long)st->fault_latency.p99_ns);
+		(unsigned long long)st->fault_latency.p99_ns,
+		(unsigned long long)st->pages_prefetch);
 	json_string(f, r->error);
 	fputc('}', f);
 }

@@ -13,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "fc/server.h"
+#include "snapshot/ws.h"
 
 #define FC_FAULT_AROUND (64u << 10)	/* 16 pages per 4 KiB fault; a 2 MiB page is one */
 #define FC_HANDSHAKE_MS 10000
@@ -50,6 +51,8 @@ static int vm_engine(struct fc_vm *vm, const struct fc_mapping *m, unsigned n, i
 	for (unsigned i = 0; i < n && ret >= 0; i++)
 		ret = lvm_engine_add_remote(*out, m[i].base, m[i].size, m[i].page_size,
 					    s->o.src, m[i].offset);
+	if (ret >= 0 && s->o.ws)	/* docs/prefetch.md */
+		ret = ws_queue_prefetch(s->o.ws, *out, s->o.src);
 	if (ret >= 0)
 		ret = lvm_engine_start(*out);
 	if (ret < 0) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "migrate/dst.h"
+#include "migrate/gate.h"
 #include "util/clock.h"
 #include "util/thread-latency.h"
 
@@ -36,52 +37,80 @@ static void *dst_request_reader(void *arg)
 /* ---- connections ---------------------------------------------------------- */
 
 /*
- * Accept one channel and read its HELLO, which must be of the expected kind
- * (and, once a session exists, of that session).  A bad peer gets an ERROR
- * and -EPROTO (or its -errno) with why filled; nothing is latched, so the
- * caller decides whether that ends the migration.
+ * The gate's question, on its thread, for a HELLO that passed validation
+ * and the key: is this a channel the migration wants now?  The first main
+ * HELLO opens the session; after that only its id and memory size pass,
+ * the request channel opens once, and resumes only where resuming makes
+ * sense (from READY on; the request channel right after its main one).
+ */
+int dst_admit(void *ctx, const struct mig_hello *h, char *why, size_t whylen)
+{
+	struct mig_dst *d = ctx;
+	bool resume = h->flags & MIG_HELLO_RESUME, main_ch = h->channel == MIG_CH_MAIN;
+	const char *no = NULL;
+	pthread_mutex_lock(&d->admit_lock);
+	if (!d->have_session) {
+		if (!main_ch || resume)
+			no = "no migration in progress here to join or resume";
+		else {
+			memcpy(d->session, h->session, sizeof(d->session));
+			d->have_session = true;
+			d->lim.mem_size = h->mem_size;
+			d->lim.unit = h->unit;
+			d->vcpus = h->vcpus;
+		}
+	} else if (memcmp(h->session, d->session, sizeof(d->session)) ||
+		   h->mem_size != d->lim.mem_size) {
+		no = "HELLO for another session";
+	} else if (main_ch && !resume) {
+		no = "this session's migration is in progress already";
+	} else if (main_ch) {
+		if (atomic_load(&d->phase) < MIG_PHASE_READY)
+			no = "nothing to resume before the state is loaded";
+	} else if (!resume) {
+		if (d->req_admitted)
+			no = "the request channel is open already";
+		d->req_admitted = true;
+	} else {
+		if (!d->want_resume_req)
+			no = "no resume in progress for a request channel";
+		d->want_resume_req = false;
+	}
+	pthread_mutex_unlock(&d->admit_lock);
+	if (no)
+		snprintf(why, whylen, "%s", no);
+	return no ? -EPERM : 0;
+}
+
+/*
+ * The next admitted channel of the expected kind, or -ETIMEDOUT with why
+ * saying so (and why the last connection was refused, if one was).  One of
+ * another kind (a source that reconnected meanwhile) is turned away.
  */
 int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms,
-			      char *why, size_t whylen)
+		       char *why, size_t whylen)
 {
-	int fd = mig_accept(d->lfd, timeout_ms);
-	if (fd < 0) {
-		snprintf(why, whylen, "%s", fd == -ETIMEDOUT ? "no source connected in time" :
-			 strerror(-fd));
-		return fd;
+	uint64_t deadline = clock_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000;
+	for (;;) {
+		uint64_t now = clock_now_ns(CLOCK_MONOTONIC);
+		int left = timeout_ms < 0 ? -1 : now >= deadline ? 0 :
+			   (int)((deadline - now) / 1000000);
+		struct mig_gate_conn c;
+		int ret = mig_gate_take(d->gate, left, &c);
+		if (ret) {
+			char last[200];
+			mig_gate_last_refusal(d->gate, last, sizeof(last));
+			snprintf(why, whylen, "%s%s%s%s", ret == -ETIMEDOUT ?
+				 "no source connected in time" : strerror(-ret),
+				 last[0] ? " (last connection refused: " : "", last, last[0] ? ")" : "");
+			return ret;
+		}
+		if (c.hello.channel == channel && !!(c.hello.flags & MIG_HELLO_RESUME) == resume)
+			return c.fd;
+		static const char stale[] = "superseded: expected another channel";
+		mig_send(c.fd, MIG_ERROR, stale, sizeof(stale) - 1, NULL, 0);
+		close(c.fd);
 	}
-	uint8_t buf[64];
-	struct mig_msg m;
-	struct mig_limits none = { 0, 0 };
-	why[0] = 0;
-	int ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 10000, why, whylen);
-	if (!ret && m.type != MIG_HELLO)
-		ret = -EPROTO, snprintf(why, whylen, "expected HELLO, got %s", mig_type_name(m.type));
-	struct mig_hello h;
-	if (!ret) {
-		memcpy(&h, m.payload, sizeof(h));
-		mig_hello_from_wire(&h);
-		if (h.channel != channel || !!(h.flags & MIG_HELLO_RESUME) != resume ||
-		    (d->have_session && (memcmp(h.session, d->session, sizeof(d->session)) ||
-					  h.mem_size != d->lim.mem_size)))
-			ret = -EPROTO, snprintf(why, whylen,
-						"HELLO for another session or channel");
-	}
-	if (ret) {
-		if (!why[0])
-			snprintf(why, whylen, "%s", strerror(-ret));
-		mig_send(fd, MIG_ERROR, why, strlen(why), NULL, 0);
-		close(fd);
-		return ret;
-	}
-	if (!d->have_session) {
-		memcpy(d->session, h.session, sizeof(d->session));
-		d->have_session = true;
-		d->lim.mem_size = h.mem_size;
-		d->lim.unit = h.unit;
-		d->vcpus = h.vcpus;
-	}
-	return fd;
 }
 
 int dst_ack(struct mig_dst *d, int fd)
@@ -185,6 +214,9 @@ int dst_recover(struct mig_dst *d)
 		if (fd < 0)
 			continue;
 		d->main_fd = fd;
+		pthread_mutex_lock(&d->admit_lock);
+		d->want_resume_req = true;
+		pthread_mutex_unlock(&d->admit_lock);
 		if (dst_ack(d, fd) || dst_send_bitmap(d) ||
 		    dst_open_request_channel(d, true, why, sizeof(why)))
 			continue;	/* cut again: wait for the next attempt */

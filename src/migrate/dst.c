@@ -18,6 +18,7 @@
 #include "util/clock.h"
 #include "util/histogram.h"
 #include "migrate/dst.h"
+#include "migrate/gate.h"
 #include "util/thread-latency.h"
 
 int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
@@ -335,8 +336,9 @@ static int dst_wait_go(struct mig_dst *d)
 static int dst_postcopy_step(struct mig_dst *d)
 {
 	char why[160] = "";
-	struct pollfd p[2] = { { d->main_fd, POLLIN, 0 }, { d->wake_fd, POLLIN, 0 } };
-	if (poll(p, 2, -1) < 0 && errno != EINTR)
+	struct pollfd p[3] = { { d->main_fd, POLLIN, 0 }, { d->wake_fd, POLLIN, 0 },
+			       { mig_gate_fd(d->gate), POLLIN, 0 } };
+	if (poll(p, 3, -1) < 0 && errno != EINTR)
 		return -errno;
 	if (p[1].revents) {
 		uint64_t v;
@@ -344,7 +346,8 @@ static int dst_postcopy_step(struct mig_dst *d)
 			/* drained */
 		}
 	}
-	bool cut = !atomic_load(&d->link_up);
+	/* A resume admitted by the gate: the source saw a cut we have not. */
+	bool cut = !atomic_load(&d->link_up) || p[2].revents;
 	if (p[0].revents && !cut) {
 		struct mig_msg m;
 		int ret = mig_recv(d->main_fd, &m, d->buf, BUF_CAP, &d->lim, -1, why, sizeof(why));
@@ -384,7 +387,13 @@ int mig_dst_listen(const struct mig_dst_opts *o, struct mig_dst **out)
 	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->buf = malloc(BUF_CAP);
 	pthread_mutex_init(&d->req_lock, NULL);
+	pthread_mutex_init(&d->admit_lock, NULL);
 	int ret = d->lfd < 0 ? d->lfd : d->wake_fd < 0 ? -errno : !d->buf ? -ENOMEM : 0;
+	if (!ret) {
+		struct mig_gate_opts g = { .lfd = d->lfd, .key = o->auth_key, .admit = dst_admit,
+					   .ctx = d, .log = o->on_log, .log_ctx = o->on_log_ctx };
+		ret = mig_gate_start(&g, &d->gate);
+	}
 	if (ret) {
 		mig_dst_destroy(d);
 		return ret;
@@ -424,7 +433,7 @@ int mig_dst_run(struct mig_dst *d, const struct mig_dst_vm *vm, struct mig_stats
 	int ret = dst_accept_channel(d, MIG_CH_MAIN, false, d->o.accept_timeout_ms, why,
 				     sizeof(why));
 	if (ret < 0)
-		dst_fail(d, ret, "bad connection from the source: %s", why);
+		dst_fail(d, ret, "waiting for the source: %s", why);
 	if (ret >= 0) {
 		d->main_fd = ret;
 		t0 = clock_now_ns(CLOCK_MONOTONIC);
@@ -489,6 +498,7 @@ void mig_dst_destroy(struct mig_dst *d)
 {
 	if (!d)
 		return;
+	mig_gate_stop(d->gate);	/* before the state its admit reads goes */
 	dst_drop_link(d);
 	lvm_engine_destroy(d->e);
 	lvm_source_destroy(d->src);
@@ -497,6 +507,7 @@ void mig_dst_destroy(struct mig_dst *d)
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
 	pthread_mutex_destroy(&d->req_lock);
+	pthread_mutex_destroy(&d->admit_lock);
 	free((void *)d->have);
 	free((void *)d->asked_ns);
 	free(d->zero);

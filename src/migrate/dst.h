@@ -25,8 +25,10 @@ struct mig_dst {
 	pthread_mutex_t req_lock;	/* req_fd writes; link_up changes */
 	_Atomic bool link_up;
 	struct mig_limits lim;
+	struct mig_gate *gate;		/* owns lfd's connections */
+	pthread_mutex_t admit_lock;	/* what the gate admits (below) */
 	uint8_t session[MIG_SESSION_LEN];
-	bool have_session;
+	bool have_session, req_admitted, want_resume_req;
 	uint64_t nunits;
 	unsigned vcpus;
 	_Atomic int phase;		/* enum mig_phase; read by the request reader */
@@ -60,6 +62,8 @@ void dst_send_request(struct mig_dst *d, uint64_t u0, uint64_t n);
 int dst_take_pages(struct mig_dst *d, const struct mig_msg *m, bool answer);
 
 /* ---- dst-link.c ---- */
+/* The gate's admission rule (struct mig_gate_opts.admit). */
+int dst_admit(void *ctx, const struct mig_hello *h, char *why, size_t whylen);
 int dst_accept_channel(struct mig_dst *d, uint32_t channel, bool resume, int timeout_ms,
 		       char *why, size_t whylen);
 int dst_ack(struct mig_dst *d, int fd);

@@ -30,6 +30,8 @@
 
 #include "lazyvm.h"
 
+struct mig_key;
+
 struct mig_stats {
 	uint64_t total_ms, downtime_ms;
 	uint64_t precopy_rounds, pages_precopy, pages_postcopy_push, pages_postcopy_request;
@@ -57,6 +59,7 @@ struct mig_src_opts {
 	unsigned precopy_rounds;
 	unsigned recover_timeout_s;	/* give up reconnecting after this; 0 = 60 */
 	unsigned vcpus;			/* told to the destination (0: memory only) */
+	const struct mig_key *auth_key;	/* --auth-psk (NULL: none) */
 	bool progress;			/* progress bar on stderr (when a terminal) */
 };
 
@@ -90,6 +93,10 @@ struct mig_dst_opts {
 	 * gone for good) is poisoned and reported here; a VMM stops the VM. */
 	void (*on_error)(void *ctx, const char *msg);
 	void *on_error_ctx;
+	const struct mig_key *auth_key;	/* --auth-psk: every channel proves it */
+	/* A connection refused while the migration goes on (NULL: stderr). */
+	void (*on_log)(void *ctx, const char *msg);
+	void *on_log_ctx;
 };
 
 struct mig_dst;

@@ -14,6 +14,7 @@
 
 #include "core/backing.h"
 #include "core/wp.h"
+#include "migrate/auth.h"
 #include "migrate/migrate.h"
 #include "migrate/wire.h"
 #include "util/clock.h"
@@ -152,8 +153,63 @@ static void src_close_link(struct mig_src *s)
 }
 
 /*
- * Open one channel: HELLO, then HELLO_ACK.  The fd, or -ECONNABORTED when the
- * destination refused (why: its reason), -EPROTO for a bad answer, -errno.
+ * With a key, the destination's first answer must be its AUTH_CHALLENGE:
+ * check its proof, answer with ours (auth.h).  Without one, a challenge is
+ * refused.  0, or -EACCES with why filled; *m is the next message then.
+ */
+static int src_authenticate(struct mig_src *s, int fd, const struct mig_hello *hello_wire,
+			    struct mig_msg *m, uint8_t *buf, size_t cap, char *why, size_t whylen)
+{
+	const struct mig_key *k = s->o->auth_key;
+	bool challenged = m->type == MIG_AUTH_CHALLENGE;
+	if (!k && !challenged)
+		return 0;
+	if (!k || !challenged) {
+		snprintf(why, whylen, "%s", k ? "the destination did not authenticate itself "
+			 "(no --auth-psk there?)" : "the destination requires --auth-psk");
+		return -EACCES;
+	}
+	struct mig_auth_challenge c;
+	memcpy(&c, m->payload, sizeof(c));
+	if (mig_auth_check(k, MIG_AUTH_DST, hello_wire, c.nonce, c.mac)) {
+		snprintf(why, whylen, "the destination failed authentication (wrong key, or not "
+			 "the destination)");
+		return -EACCES;
+	}
+	uint8_t mac[MIG_MAC_LEN];
+	mig_auth_proof(k, MIG_AUTH_SRC, hello_wire, c.nonce, mac);
+	struct mig_limits none = { 0, 0 };
+	int ret = mig_send(fd, MIG_AUTH_RESPONSE, mac, sizeof(mac), NULL, 0);
+	return ret ? ret : mig_recv(fd, m, buf, cap, &none, 30000, why, whylen);
+}
+
+static int src_check_ack(struct mig_src *s, const struct mig_msg *m, struct mig_hello_ack *ack,
+			 char *why, size_t whylen)
+{
+	if (m->type == MIG_ERROR) {
+		snprintf(why, whylen, "the destination refused: %.*s", (int)m->len,
+			 (const char *)m->payload);
+		return -ECONNABORTED;
+	}
+	if (m->type != MIG_HELLO_ACK) {
+		snprintf(why, whylen, "expected HELLO_ACK, got %s", mig_type_name(m->type));
+		return -EPROTO;
+	}
+	memcpy(ack, m->payload, sizeof(*ack));
+	mig_ack_from_wire(ack);
+	if (ack->status || memcmp(ack->session, s->session, sizeof(s->session)) || !ack->unit ||
+	    (ack->unit & (ack->unit - 1)) || lvm_mem_size(s->mem) % ack->unit ||
+	    ack->unit < lvm_mem_page_size(s->mem) || ack->phase > MIG_PHASE_DONE) {
+		snprintf(why, whylen, "bad HELLO_ACK (status %u, unit %u)", ack->status, ack->unit);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
+ * Open one channel: HELLO, [authentication], HELLO_ACK.  The fd, or
+ * -ECONNABORTED when the destination refused (why: its reason), -EACCES
+ * when authentication failed, -EPROTO for a bad answer, -errno.
  */
 static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
 			    struct mig_hello_ack *ack, char *why, size_t whylen)
@@ -166,30 +222,23 @@ static int src_open_channel(struct mig_src *s, uint32_t channel, bool resume,
 	struct mig_hello h = { .channel = channel, .flags = resume ? MIG_HELLO_RESUME : 0,
 			       .mem_size = lvm_mem_size(s->mem),
 			       .unit = (uint32_t)lvm_mem_page_size(s->mem), .vcpus = s->o->vcpus };
+	if (s->o->auth_key)
+		h.flags |= MIG_HELLO_AUTH;
 	memcpy(h.session, s->session, sizeof(h.session));
+	int ret = mig_random(h.nonce, sizeof(h.nonce));
 	mig_hello_to_wire(&h);
 	uint8_t buf[4160];
 	struct mig_msg m;
 	struct mig_limits none = { 0, 0 };
 	why[0] = 0;
-	int ret = mig_send(fd, MIG_HELLO, &h, sizeof(h), NULL, 0);
+	if (!ret)
+		ret = mig_send(fd, MIG_HELLO, &h, sizeof(h), NULL, 0);
 	if (!ret)
 		ret = mig_recv(fd, &m, buf, sizeof(buf), &none, 30000, why, whylen);
-	if (!ret && m.type == MIG_ERROR)
-		ret = -ECONNABORTED, snprintf(why, whylen, "the destination refused: %.*s",
-					      (int)m.len, (const char *)m.payload);
-	else if (!ret && m.type != MIG_HELLO_ACK)
-		ret = -EPROTO, snprintf(why, whylen, "expected HELLO_ACK, got %s",
-					mig_type_name(m.type));
-	if (!ret) {
-		memcpy(ack, m.payload, sizeof(*ack));
-		mig_ack_from_wire(ack);
-		if (ack->status || memcmp(ack->session, s->session, sizeof(s->session)) || !ack->unit ||
-		    (ack->unit & (ack->unit - 1)) || lvm_mem_size(s->mem) % ack->unit ||
-		    ack->unit < lvm_mem_page_size(s->mem) || ack->phase > MIG_PHASE_DONE)
-			ret = -EPROTO, snprintf(why, whylen, "bad HELLO_ACK (status %u, unit %u)",
-						ack->status, ack->unit);
-	}
+	if (!ret && m.type != MIG_ERROR)
+		ret = src_authenticate(s, fd, &h, &m, buf, sizeof(buf), why, whylen);
+	if (!ret)
+		ret = src_check_ack(s, &m, ack, why, whylen);
 	if (ret) {
 		if (!why[0])
 			snprintf(why, whylen, "%s", strerror(-ret));
@@ -417,7 +466,7 @@ static int src_recover(struct mig_src *s, unsigned timeout_s, bool *go_needed)
 					"reconnect within %u s (last: %s)", s->o->addr, timeout_s, why);
 		struct mig_hello_ack ack;
 		int fd = src_open_channel(s, MIG_CH_MAIN, true, &ack, why, sizeof(why));
-		if (fd == -ECONNABORTED)	/* the destination has given up */
+		if (fd == -ECONNABORTED || fd == -EACCES)	/* given up, or not ours */
 			return src_fail(s, fd, "resuming: %s", why);
 		if (fd >= 0 && ack.phase == MIG_PHASE_DONE) {
 			close(fd);

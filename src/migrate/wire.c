@@ -358,7 +358,7 @@ static int resolve(const char *addr, bool passive, struct addrinfo **res)
 	return getaddrinfo(host, port, &hints, res) ? -EHOSTUNREACH : 0;
 }
 
-static void tune_socket(int fd)
+void mig_tune_socket(int fd)
 {
 	int one = 1, idle = 5, intvl = 1, cnt = 5;
 	unsigned user_timeout_ms = 10000;
@@ -400,7 +400,7 @@ int mig_connect(const char *addr, int timeout_ms)
 		return ret;
 	struct timeval none = { 0, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-	tune_socket(fd);
+	mig_tune_socket(fd);
 	return fd;
 }
 
@@ -416,7 +416,7 @@ int mig_listen(const char *addr)
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 8)) {
+		if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 64)) {
 			ret = -errno;
 			close(fd);
 			fd = -1;
@@ -437,6 +437,6 @@ int mig_accept(int lfd, int timeout_ms)
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	tune_socket(fd);
+	mig_tune_socket(fd);
 	return fd;
 }

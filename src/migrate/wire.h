@@ -161,5 +161,7 @@ int mig_random(void *buf, size_t len);
 int mig_connect(const char *addr, int timeout_ms);
 int mig_listen(const char *addr);
 int mig_accept(int lfd, int timeout_ms);
+/* TCP_NODELAY, keepalive, TCP_USER_TIMEOUT (docs/migration-protocol.md). */
+void mig_tune_socket(int fd);
 
 #endif

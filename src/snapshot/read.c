@@ -227,6 +227,11 @@ int snapshot_meta_get(struct snap_reader *r, const char *key, char *buf, size_t 
 }
 
 /* A reader from snapshot_open_state has no memory: zeros and -ENODATA. */
+void snapshot_id(const struct snap_reader *r, uint8_t id[16])
+{
+	memcpy(id, r->id, SNAP_ID_LEN);
+}
+
 uint64_t snapshot_mem_size(const struct snap_reader *r)
 {
 	return r->mem ? r->mem->hdr.mem_size : 0;

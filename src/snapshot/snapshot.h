@@ -101,6 +101,8 @@ unsigned snapshot_section_count(const struct snap_reader *r, uint32_t type);
 int snapshot_meta_get(struct snap_reader *r, const char *key, char *buf, size_t len);
 
 uint64_t snapshot_mem_size(const struct snap_reader *r);
+/* The random id both files of the snapshot carry (16 bytes). */
+void snapshot_id(const struct snap_reader *r, uint8_t id[16]);
 uint32_t snapshot_chunk_size(const struct snap_reader *r);
 
 struct snap_mem_stats {

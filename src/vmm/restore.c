@@ -16,11 +16,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/backing.h"
 #include "fc/fc.h"
 #include "snapshot/snapshot.h"
 #include "util/progress.h"
 #include "util/timeline.h"
 #include "util/zero.h"
+#include "vmm/restore-ws.h"
 #include "vmm/restore-share.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -44,6 +46,8 @@ struct vm_restore {
 	uint64_t vm_created_ns;	/* KVM VM + vCPUs exist (CLOCK_MONOTONIC) */
 	uint64_t meta_mem;	/* memory size the state's metadata gives */
 	struct timeline *tl;
+	struct restore_ws ws;	/* --record-ws / --prefetch */
+	uint64_t guest_done_ns;
 	const char *dir;
 	struct restore_share share;
 	unsigned share_sync;
@@ -77,7 +81,8 @@ static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_rest
 {
 	if (!o->backing_set)
 		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
-	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file) {
+	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file ||
+	    o->memory_source) {
 		snprintf(err, errlen, "--uffd-socket: the page server has the memory and fills "
 			 "it on demand (MISSING); --eager, --mode minor and --memory-file do not apply");
 		return -EINVAL;
@@ -133,6 +138,8 @@ static int restore_check_mem_size(struct vm_restore *rs, const struct vm_restore
 	}
 	if (o->memory_file)
 		have = (uint64_t)st.st_size;
+	if (o->memory_source)
+		have = lvm_source_size(o->memory_source);
 	if (rs->meta_mem != have) {
 		snprintf(err, errlen, "snapshot state: metadata (%llu bytes of memory) does not match "
 			 "the memory file (%llu bytes)", (unsigned long long)rs->meta_mem,
@@ -218,6 +225,7 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	 * vCPU threads are still being started: on a busy host it took a CPU
 	 * from them for milliseconds (docs/restore-latency.md). */
 	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
+	restore_ws_engine_opts(&rs->ws, o, &eo);
 	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
@@ -225,6 +233,8 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	timeline_mark(rs->tl, "engine_create");
 	if (!ret)
 		ret = lvm_engine_add_mem(rs->e, vmm_mem(rs->vm), m, rs->src, 0);
+	if (ret >= 0)
+		ret = restore_ws_queue(&rs->ws, rs->e, rs->src);
 	timeline_mark(rs->tl, "engine_register");
 	if (ret >= 0)
 		ret = lvm_engine_start(rs->e);
@@ -236,7 +246,40 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	return ret < 0 ? (ret == -EBADMSG ? -EIO : ret) : 0;
 }
 
-/* Read every chunk (checksummed) into guest memory before the first instruction. */
+static int restore_populate(struct lvm_mem *mem, uint64_t lo, uint64_t hi, char *err,
+			    size_t errlen)
+{
+	int ret = backing_populate(mem, lo, hi - lo);
+	if (ret)
+		snprintf(err, errlen, "populating memory at 0x%llx+0x%llx: %s",
+			 (unsigned long long)lo, (unsigned long long)(hi - lo), strerror(-ret));
+	return ret;
+}
+
+/*
+ * One RESTORE_ZERO_STEP piece of memory.  Data is written (a write fault
+ * puts the page in writable); a zero piece joins the zero run that starts at
+ * *zero_from, and a run is populated writable when data ends it.  Left
+ * alone, zero pieces would cost the guest two host faults per page later
+ * (the zero page, then its COW: docs/restore-latency.md).
+ */
+static int restore_eager_piece(struct lvm_mem *mem, uint64_t off, const uint8_t *data,
+			       uint64_t *zero_from, char *err, size_t errlen)
+{
+	if (buf_is_zero(data, RESTORE_ZERO_STEP)) {
+		if (*zero_from == UINT64_MAX)
+			*zero_from = off;
+		return 0;
+	}
+	int ret = 0;
+	if (*zero_from != UINT64_MAX)
+		ret = restore_populate(mem, *zero_from, off, err, errlen);
+	*zero_from = UINT64_MAX;
+	return ret ? ret : lvm_mem_write(mem, off, data, RESTORE_ZERO_STEP);
+}
+
+/* Read every chunk (checksummed) into guest memory before the first
+ * instruction; every page ends up writable and populated, zero ones too. */
 static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 {
 	struct lvm_mem *mem = vmm_mem(rs->vm);
@@ -247,6 +290,7 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 	struct progress p;
 	progress_init(&p, "restore", size);
 	int ret = 0;
+	uint64_t zero_from = UINT64_MAX;	/* start of the zero run being collected */
 	for (uint64_t off = 0; off < size && !ret; off += RESTORE_FILL_STEP) {
 		size_t len = size - off < RESTORE_FILL_STEP ? size - off : RESTORE_FILL_STEP;
 		ret = lvm_source_read(rs->src, off, buf, len);
@@ -257,11 +301,12 @@ static int restore_eager(struct vm_restore *rs, char *err, size_t errlen)
 				 ret == -EBADMSG ? "checksum mismatch" : strerror(-ret));
 			break;
 		}
-		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)	/* memory starts zero */
-			if (!buf_is_zero(buf + i, RESTORE_ZERO_STEP))
-				ret = lvm_mem_write(mem, off + i, buf + i, RESTORE_ZERO_STEP);
+		for (size_t i = 0; i < len && !ret; i += RESTORE_ZERO_STEP)
+			ret = restore_eager_piece(mem, off + i, buf + i, &zero_from, err, errlen);
 		progress_update(&p, off + len);
 	}
+	if (!ret && zero_from < size)
+		ret = restore_populate(mem, zero_from, size, err, errlen);
 	progress_done(&p);
 	free(buf);
 	rs->mode = "eager";
@@ -286,8 +331,10 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		/* err names the cause; the snapshot itself is fine (not exit 2). */
 		return ret == -ENOENT ? -ECONNREFUSED : ret;
 	}
-	int ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
-				 : snapshot_memory_source(rs->r, &rs->src);
+	int ret = 0;
+	if (!rs->src)	/* else o->memory_source, taken at open */
+		ret = o->memory_file ? lvm_source_file_open(o->memory_file, 0, &rs->src)
+				     : snapshot_memory_source(rs->r, &rs->src);
 	if (!ret && o->wrap_source) {
 		struct lvm_source *inner = rs->src;
 		rs->src = NULL;
@@ -300,8 +347,11 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		return ret == -EBADMSG ? -EIO : ret;
 	}
 	timeline_mark(rs->tl, "memory_source");
-	if (rs->eager)
-		return restore_eager(rs, err, errlen);
+	if (rs->eager) {
+		ret = restore_eager(rs, err, errlen);
+		timeline_mark(rs->tl, "memory_filled");
+		return ret;
+	}
 	return restore_lazy(rs, o, rs->lazy_mode, err, errlen);
 }
 
@@ -334,10 +384,17 @@ static int restore_open_overlapped(struct vm_restore *rs, const char *dir,
 	timeline_mark(rs->tl, "snapshot_state");
 	if (ret)
 		return ret;
+	uint8_t id[16];
+	snapshot_id(rs->r, id);
+	if (o->memory_source && memcmp(id, o->memory_source_id, sizeof(id))) {
+		snprintf(err, errlen, "snapshot state and memory manifest are of different snapshots");
+		return -EBADMSG;
+	}
 	struct restore_index_job job = { .r = rs->r, .dir = dir };
 	pthread_t t;
-	bool threaded = !o->memory_file && !pthread_create(&t, NULL, restore_index_thread, &job);
-	if (!o->memory_file && !threaded)
+	bool own_index = !o->memory_file && !o->memory_source;
+	bool threaded = own_index && !pthread_create(&t, NULL, restore_index_thread, &job);
+	if (own_index && !threaded)
 		restore_index_thread(&job);
 	ret = restore_create_vm(rs, o, err, errlen);
 	if (threaded)
@@ -356,13 +413,18 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 		    char *err, size_t errlen)
 {
 	struct vm_restore *rs = calloc(1, sizeof(*rs));
-	if (!rs)
+	if (!rs) {
+		lvm_source_destroy(o->memory_source);
 		return -ENOMEM;
+	}
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
 	rs->tl = o->timeline;
+	rs->src = o->memory_source;
 	rs->dir = dir;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
+	if (!ret)
+		ret = restore_ws_open(&rs->ws, dir, rs->meta_mem, o, !rs->eager, err, errlen);
 	if (!ret)
 		ret = restore_memory(rs, o, err, errlen);
 	if (ret) {
@@ -382,8 +444,12 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
 		return ret;
 	}
 	ret = vmm_wait(rs->vm, err, errlen);
+	if (!ret)
+		rs->guest_done_ns = mono_now_ns();
 	if (rs->e)
 		lvm_engine_stop(rs->e);
+	if (!ret)	/* only a run that completed: a partial set would mislead */
+		ret = restore_ws_save(&rs->ws, err, errlen);
 	/* The engine poisons a page before it reports it, so a vCPU may stop
 	 * first (SIGBUS, or a fault on an unreadable page table): the engine's
 	 * error, complete once it stopped, is the cause worth printing. */
@@ -400,6 +466,15 @@ void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out)
 	out->struct_size = sizeof(*out);
 	if (rs->e)
 		lvm_engine_stats(rs->e, out);
+}
+
+void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out)
+{
+	out->prefetch = vm_prefetch_name(rs->ws.mode);
+	out->recorded = rs->ws.recording;
+	out->ws_pages = rs->ws.recording ? rs->ws.ws.pages : rs->ws.file_pages;
+	out->ws_misses = atomic_load(&rs->ws.misses);
+	out->guest_done_ns = rs->guest_done_ns;
 }
 
 int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out)
@@ -422,6 +497,7 @@ void vm_restore_close(struct vm_restore *rs)
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);
+	restore_ws_close(&rs->ws);
 	restore_share_close(&rs->share);	/* after the VM: nothing maps it now */
 	hugetlb_release(&rs->res);
 	free(rs);

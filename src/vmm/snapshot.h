@@ -38,6 +38,16 @@ int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 
 /* ---- restore ---- */
 
+/* --prefetch: what a lazy restore loads ahead of the vCPUs (docs/prefetch.md). */
+enum vm_prefetch {
+	VM_PREFETCH_DEFAULT,	/* ws when DIR has a working set, else all */
+	VM_PREFETCH_WS,		/* the working set in recorded order, then the rest */
+	VM_PREFETCH_ALL,	/* everything, in address order (background fill) */
+	VM_PREFETCH_NONE,	/* nothing: demand faults only */
+};
+const char *vm_prefetch_name(enum vm_prefetch p);
+int vm_prefetch_parse(const char *s, enum vm_prefetch *out);
+
 struct vm_restore_opts {
 	bool eager;			/* fill all memory, then run */
 	bool backing_set;		/* else the snapshot's backing */
@@ -47,12 +57,21 @@ struct vm_restore_opts {
 	int serial_fd;
 	bool no_background;		/* lazy: no background fill */
 	size_t fault_around;		/* lazy: 0 = 256 KiB */
+	enum vm_prefetch prefetch;
+	/* Record DIR/working-set: the pages the guest touches, in order (one
+	 * fault per page, nothing prefetched, no background fill). */
+	bool record_ws;
 	/* Memory served by the page server on this socket, Firecracker's way
 	 * (src/fc/client.c); anon (default) or hugetlb backing only. */
 	const char *uffd_socket;
 	/* Guest memory from this flat image (Firecracker style) instead of
 	 * DIR/memory; DIR then needs only its state file. */
 	const char *memory_file;
+	/* Guest memory from this source (taken, also on failure) instead of
+	 * DIR/memory, e.g. a manifest in a chunk store (src/store/); its
+	 * memory_source_id (16 bytes) must be the state's snapshot id. */
+	struct lvm_source *memory_source;
+	const uint8_t *memory_source_id;
 	/* Tests: replace the memory source (takes ownership of src). */
 	int (*wrap_source)(void *ctx, struct lvm_source *src, struct lvm_source **out);
 	void *wrap_ctx;
@@ -90,6 +109,15 @@ int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs);
 /* Engine counters (zero for eager). */
 void vm_restore_stats(struct vm_restore *rs, struct lvm_stats *out);
+/* The working set: what was prefetched (mode), its pages when opened (or
+ * recorded), pages demand-faulted outside what prefetch had brought. */
+struct vm_restore_ws_stats {
+	const char *prefetch;	/* "ws", "all", "none" */
+	bool recorded;
+	uint64_t ws_pages, ws_misses;
+	uint64_t guest_done_ns;	/* the guest's end (CLOCK_MONOTONIC); 0 if it did not */
+};
+void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out);
 /* --share: memory use of the guest (smaps), sampled now; -ENOENT without. */
 int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out);
 void vm_restore_close(struct vm_restore *rs);

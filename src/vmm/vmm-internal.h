@@ -42,6 +42,7 @@ struct vmm {
 	uint64_t mem_size;
 	unsigned nvcpus;
 	bool irqchip;		/* in-kernel LAPIC/PIC/IOAPIC */
+	bool kvm_prefaulted;	/* KVM_PRE_FAULT_MEMORY mapped all memory */
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID, fetched once */
 	char guest[32];
 	uint64_t seed, iterations, fill_pages;

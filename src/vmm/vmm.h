@@ -71,6 +71,15 @@ int vmm_load_guest(struct vmm *vm, char *err, size_t errlen);
  * (vmm_opts.fill_pages)?  Read from the guest's parameter page. */
 bool vmm_guest_filled(struct vmm *vm);
 
+/*
+ * --prefault: all guest memory writable and populated now (MADV_POPULATE_WRITE),
+ * plus KVM_PRE_FAULT_MEMORY where the kernel has it; for memory no userfaultfd
+ * serves.  After vmm_load_guest (the vCPUs' state is set), before vmm_start.
+ */
+int vmm_prefault(struct vmm *vm, char *err, size_t errlen);
+/* Did KVM_PRE_FAULT_MEMORY map the memory (false: not supported here)? */
+bool vmm_kvm_prefaulted(const struct vmm *vm);
+
 /* Start the vCPU threads (the first KVM_RUN is timestamped). */
 int vmm_start(struct vmm *vm);
 /*
