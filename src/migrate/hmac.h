@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* SHA-256 and HMAC-SHA256 for migration authentication (no library needed). */
+/* HMAC-SHA256 for migration authentication (no library needed), over the
+ * in-tree SHA-256 of src/util/sha256.c that the chunk store uses too. */
 #ifndef LAZYVM_MIGRATE_HMAC_H
 #define LAZYVM_MIGRATE_HMAC_H
 
@@ -7,21 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHA256_LEN 32
-
-struct sha256 {
-	uint32_t h[8];
-	uint64_t len;
-	uint8_t buf[64];
-};
+#include "util/sha256.h"
 
 struct hmac_sha256 {
 	struct sha256 inner, outer;
 };
-
-void sha256_init(struct sha256 *c);
-void sha256_update(struct sha256 *c, const void *data, size_t len);
-void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN]);
 
 void hmac_sha256_init(struct hmac_sha256 *m, const void *key, size_t keylen);
 void hmac_sha256_update(struct hmac_sha256 *m, const void *data, size_t len);
