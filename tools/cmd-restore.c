@@ -49,14 +49,12 @@ static int restore_usage(FILE *f, int status)
 	return status;
 }
 
-/* --share: how much of the guest's memory is the shared cache's and how much
+/* How much of the guest's memory is the shared cache's (--share) and how much
  * its own, from smaps, sampled after the guest ended and before teardown. */
 static void restore_stats_share(struct vm_restore *rs, struct vm_stats *st)
 {
 	struct share_usage u;
 	int ret = vm_restore_share_usage(rs, &u);
-	if (ret == -ENOENT)
-		return;
 	if (ret)
 		fprintf(stderr, "lazyvm restore: --share-sync: %s (sampled anyway)\n", strerror(-ret));
 	vm_stats_add(st, "shared_pages", "%llu", (unsigned long long)((u.rss_kib - u.anon_kib) / 4));

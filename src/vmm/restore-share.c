@@ -61,8 +61,8 @@ int restore_share_wrap(struct restore_share *sh, struct lvm_source **src)
 int restore_share_usage(struct restore_share *sh, unsigned sync_n, const void *addr,
 			struct share_usage *out)
 {
-	if (!sh->cache)
-		return -ENOENT;
+	if (!sh->cache)	/* not shared: the same counts, for comparison */
+		return share_usage_sample(addr, out);
 	/* A peer that died never arrives: sample anyway after the wait. */
 	if (sync_n > 1)
 		return share_sync_sample(sh->cache, sync_n, 120 * 1000, addr, out);

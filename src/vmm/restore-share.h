@@ -20,7 +20,8 @@ int restore_share_prepare(const char *dir, const struct vm_restore_opts *o, uint
 			  struct restore_share *sh, struct lvm_mem **mem, char *err, size_t errlen);
 /* Replace *src by the cache-filling source over it. */
 int restore_share_wrap(struct restore_share *sh, struct lvm_source **src);
-/* Memory use of the guest mapping at addr; sync_n > 1: with that many peers. */
+/* Memory use of the guest mapping at addr (also without a cache); sync_n > 1:
+ * with that many peers of the cache. */
 int restore_share_usage(struct restore_share *sh, unsigned sync_n, const void *addr,
 			struct share_usage *out);
 void restore_share_close(struct restore_share *sh);

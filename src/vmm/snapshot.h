@@ -118,7 +118,7 @@ struct vm_restore_ws_stats {
 	uint64_t guest_done_ns;	/* the guest's end (CLOCK_MONOTONIC); 0 if it did not */
 };
 void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out);
-/* --share: memory use of the guest (smaps), sampled now; -ENOENT without. */
+/* Memory use of the guest (smaps), sampled now (--share-sync: with its peers). */
 int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out);
 void vm_restore_close(struct vm_restore *rs);
 
