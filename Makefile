@@ -73,6 +73,8 @@ CLIH_OBJS  := $(CLIH_SRCS:%.c=$(BUILD)/%.o)
 TOOL_OBJS  := $(CLI_MAIN:%.c=$(BUILD)/%.o)
 TEST_SRCS  := $(sort $(wildcard tests/*.c))
 TESTS      := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+CHAOS_SRCS := $(sort $(wildcard chaos/*.c))
+CHAOS      := $(CHAOS_SRCS:chaos/%.c=$(BUILD)/chaos/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
@@ -92,8 +94,8 @@ CLI        := $(BUILD)/lazyvm
 INTERNAL_LIBS := -Wl,--start-group $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(STORE_A) $(LIB_A) -Wl,--end-group
 INTERNAL_DEPS := $(CLIH_A) $(MIG_A) $(VMM_A) $(FC_A) $(STORE_A) $(LIB_A)
 
-.PHONY: all check demo install clean fuzz bench check-gmem
-all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(BENCHES) $(EXAMPLES) $(BUILD)/lazyvm.pc
+.PHONY: all check chaos demo install clean fuzz bench check-gmem
+all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(CHAOS) $(BENCHES) $(EXAMPLES) $(BUILD)/lazyvm.pc
 
 # Guest images (freestanding) are built by guests/guests.mk and embedded in
 # libvmm.a; it defines GUEST_BINS and the rules for them.
@@ -138,6 +140,11 @@ $(CLI): $(TOOL_OBJS) $(INTERNAL_DEPS)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(INTERNAL_DEPS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(INTERNAL_LIBS) $(LDLIBS)
 
+# Chaos programs are TAP programs too, built on the tests' helpers.
+$(BUILD)/chaos/%.o: CFLAGS += -Itests
+$(BUILD)/chaos/%: $(BUILD)/chaos/%.o $(INTERNAL_DEPS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(INTERNAL_LIBS) $(LDLIBS)
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(INTERNAL_DEPS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(INTERNAL_LIBS) $(LDLIBS)
 
@@ -164,6 +171,19 @@ check: all
 	  LAZYVM_WATCHDOG_SCALE=$(WATCHDOG_SCALE) LAZYVM_TEST_TIMEOUT=$(TEST_TIMEOUT) \
 	  TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
 	  prove -v -f --exec 'sh tests/run-test.sh' $(TESTS)
+
+# Chaos (chaos/*.c), bounded in time: CHAOS_N seeded runs where a program
+# repeats (link cuts, source kills), CHAOS_SECONDS per storm, CHAOS_SEED.
+# Each program prints its counts; CI runs a small CHAOS_N.
+CHAOS_N       ?= 50
+CHAOS_SECONDS ?= 5
+CHAOS_SEED    ?= 1
+chaos: all
+	LAZYVM=$(abspath $(CLI)) LAZYVM_BUILD=$(abspath $(BUILD)) \
+	  LAZYVM_WATCHDOG_SCALE=$(WATCHDOG_SCALE) LAZYVM_TEST_TIMEOUT=$(TEST_TIMEOUT) \
+	  CHAOS_N=$(CHAOS_N) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) \
+	  TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS" \
+	  prove -v -f --exec 'sh tests/run-test.sh' $(CHAOS)
 
 demo: all
 	@LAZYVM=$(abspath $(CLI)) sh tools/demo.sh

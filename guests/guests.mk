@@ -1,6 +1,6 @@
 # Freestanding guests (no libc), built with the host compiler and embedded in
 # libvmm.a (src/vmm/guest-images.S).  Included by the top-level Makefile.
-GUEST_NAMES   := workload boot-like
+GUEST_NAMES   := workload boot-like dirty
 GUEST_BINS    := $(GUEST_NAMES:%=$(BUILD)/guests/%.bin)
 GUEST_CFLAGS  := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
                  -mno-red-zone -mgeneral-regs-only -fno-stack-protector -fno-builtin \
@@ -9,7 +9,7 @@ GUEST_LDFLAGS := -nostdlib -static -Wl,--no-pie -Wl,-T,guests/guest.ld -Wl,--bui
                  -Wl,-z,noexecstack
 
 $(BUILD)/guests/%.elf: guests/start.S guests/%.c guests/rt.h guests/layout.h \
-                       guests/workload-algo.h guests/guest.ld
+                       guests/workload-algo.h guests/dirty-algo.h guests/guest.ld
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  GUEST   $@" || true
 	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ guests/start.S guests/$*.c

@@ -47,6 +47,8 @@ struct guest_params {
 	uint64_t barrier;	/* vCPUs arrived at the final barrier */
 	uint64_t fill;		/* workload: data pages written whole first (--fill) */
 	uint64_t filled;	/* vCPUs done with that fill phase */
+	uint64_t tsc_khz;	/* the vCPUs' TSC frequency (KVM_GET_TSC_KHZ; 0: unknown) */
+	uint64_t rate;		/* dirty: pages rewritten per second (0: 4096) */
 };
 
 #endif

@@ -61,6 +61,15 @@ extern "C" {
  * against); version_str, when non-NULL, gets "0.2.0". */
 LVM_EXPORT unsigned lvm_version(const char **version_str);
 
+/*
+ * Errors.  A call that fails returns -errno; where it can say more (which
+ * file, which chunk, which offset), the text is in lvm_last_error() for the
+ * calling thread until its next failing lazyvm call.  Errors the engine's
+ * threads meet while serving go to lvm_engine_opts.on_error and
+ * lvm_engine_error() instead.
+ */
+LVM_EXPORT const char *lvm_last_error(void);
+
 enum lvm_backing {
 	LVM_BACKING_ANON,	/* MAP_PRIVATE|MAP_ANONYMOUS */
 	LVM_BACKING_MEMFD,	/* memfd_create (shmem), MAP_SHARED */
@@ -116,6 +125,27 @@ LVM_EXPORT size_t lvm_mem_page_size(const struct lvm_mem *mem);
 LVM_EXPORT enum lvm_backing lvm_mem_backing(const struct lvm_mem *mem);
 /* The file behind the memory (memfd, hugetlb memfd, guest_memfd); -1 for anon. */
 LVM_EXPORT int lvm_mem_fd(const struct lvm_mem *mem);
+/*
+ * Memory the caller already owns (a VMM's guest RAM): its mapping, and for
+ * page-cache backings the file behind it, which MINOR mode fills.
+ */
+struct lvm_range {
+	size_t struct_size;	/* caller: sizeof(struct lvm_range) */
+	void *addr;		/* start of the caller's mapping, page aligned */
+	size_t length;		/* a multiple of the backing's page size */
+	enum lvm_backing backing; /* what addr maps: ANON = private anonymous
+				   * memory, MEMFD = shared shmem, HUGETLB =
+				   * shared 2 MiB hugetlb, GMEM = guest_memfd */
+	int fd;			/* the file mapped at addr; -1 for ANON */
+	uint64_t fd_offset;	/* offset in fd at which addr's mapping starts */
+};
+
+/* An lvm_mem over the caller's memory: lvm_mem_destroy() frees the handle
+ * (and the second mapping MINOR mode made) but never unmaps addr nor closes
+ * fd.  0, -EINVAL (unaligned, no fd for a file backing or one for ANON),
+ * -ENOMEM. */
+LVM_EXPORT int lvm_mem_wrap(const struct lvm_range *range, struct lvm_mem **out);
+
 /* Fill [off, off+len) with data without userfaultfd (eager restore,
  * fallback).  0 or -ERANGE. */
 LVM_EXPORT int lvm_mem_write(struct lvm_mem *mem, uint64_t off, const void *data, size_t len);
@@ -154,6 +184,13 @@ LVM_EXPORT int lvm_source_create(const struct lvm_source_ops *ops, void *ctx,
  * or the -errno of open/fstat/mmap. */
 LVM_EXPORT int lvm_source_file_open(const char *path, uint64_t offset,
 			 struct lvm_source **out);
+/* A lazyvm snapshot's memory (path: the snapshot directory or its memory
+ * file): chunks checked against their CRC32C and decompressed on demand.
+ * 0, -ENOENT, -EBADMSG (corrupt), -EPROTO (unknown version), -ENODATA
+ * (truncated), -ENOTSUP (compressed, library built without zstd); where
+ * and why: lvm_last_error().  A chunk that turns out corrupt when read
+ * makes get() fail: the engine poisons those pages, never serves zeros. */
+LVM_EXPORT int lvm_source_snapshot_open(const char *path, struct lvm_source **out);
 /* Every page zero (fresh VMs, tests).  0 or -ENOMEM. */
 LVM_EXPORT int lvm_source_zero(uint64_t size, struct lvm_source **out);
 /* Calls ops.destroy(ctx) and frees the handle.  NULL is a no-op. */
@@ -163,6 +200,40 @@ LVM_EXPORT uint64_t lvm_source_size(const struct lvm_source *src);
  * 0, -ERANGE (outside the source), -EAGAIN (get() said PENDING), or get()'s
  * -errno. */
 LVM_EXPORT int lvm_source_read(struct lvm_source *src, uint64_t off, void *buf, size_t len);
+
+/* ---- write-protect tracker ---------------------------------------------- */
+
+/*
+ * uffd-WP over a whole lvm_mem at chunk granularity (live snapshots, dirty
+ * tracking for pre-copy migration).  Every chunk starts protected; the
+ * first write to a chunk (or an explicit lvm_wp_take) calls first_write(ctx,
+ * chunk) *before* the chunk is unprotected and the writer continues, so
+ * first_write sees the chunk as it was when protection started.  The
+ * tracker runs one thread of its own, which calls first_write for faults.
+ */
+struct lvm_wp;
+
+typedef void (*lvm_wp_first_write_fn)(void *ctx, uint64_t chunk);
+
+/* Register WP on all of mem (its own uffd), protect it, start the thread.
+ * chunk_size: a multiple of the page size.  0, -EINVAL, -ENOMEM, or the
+ * -errno of userfaultfd/UFFDIO_REGISTER/UFFDIO_WRITEPROTECT (-EINVAL or
+ * -EOPNOTSUPP where the kernel lacks WP for this backing: lvm_probe says).
+ * mem is borrowed until lvm_wp_stop(). */
+LVM_EXPORT int lvm_wp_start(struct lvm_mem *mem, size_t chunk_size, lvm_wp_first_write_fn fn,
+			    void *ctx, struct lvm_wp **out);
+/* If chunk is still protected: call first_write, unprotect.  1 if this call
+ * did it, 0 if it was already released, -EINVAL (no such chunk) or the
+ * -errno of UFFDIO_WRITEPROTECT. */
+LVM_EXPORT int lvm_wp_take(struct lvm_wp *t, uint64_t chunk);
+/* Protect a released chunk again (start of a dirty-tracking round).  0 or
+ * -errno. */
+LVM_EXPORT int lvm_wp_protect(struct lvm_wp *t, uint64_t chunk);
+LVM_EXPORT uint64_t lvm_wp_chunks(const struct lvm_wp *t);
+/* WP faults served so far (writes that hit a protected chunk). */
+LVM_EXPORT uint64_t lvm_wp_faults(const struct lvm_wp *t);
+/* Unprotect everything, unregister, stop the thread, free.  NULL: no-op. */
+LVM_EXPORT void lvm_wp_stop(struct lvm_wp *t);
 
 /* ---- fault engine ------------------------------------------------------ */
 
@@ -193,6 +264,12 @@ struct lvm_engine_opts {
 	 * pages a guest needed, in the order it touched them (working sets). */
 	void (*on_demand)(void *ctx, struct lvm_source *src, uint64_t off);
 	void *on_demand_ctx;
+	/* --- 0.2 --- */
+	/* Run no handler threads: the caller polls lvm_engine_uffd() for POLLIN
+	 * in its own event loop and calls lvm_engine_process().  The background
+	 * fill, when asked for, still runs on its own thread.  An adopted uffd
+	 * is switched to O_NONBLOCK. */
+	bool caller_driven;
 };
 
 /* struct_size = sizeof(*opts); defaults: threads 0, fault_around 0,
@@ -206,14 +283,31 @@ LVM_EXPORT int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_
 /*
  * Serve mem lazily in mode m from src, source byte src_off onward.  MISSING
  * and MINOR are served modes; the memory must be untouched.  Before start
- * only.  Returns the region index (>= 0), or -EBUSY (started), -ENOSPC (64
- * regions already: the cap), -EINVAL (bad mode, not page aligned, or an
- * adopted uffd: add_remote is for that), -ERANGE (the region runs past the
- * end of src), -EEXIST (overlaps a region), -ENOMEM, or the -errno of
+ * or while the engine runs (memory hotplug): there is no cap on the number
+ * of regions.  Returns the region's id (>= 0, never reused within the
+ * engine; for lvm_engine_remove()), or -EINVAL (bad mode, not page aligned,
+ * or an adopted uffd: add_remote is for that), -ERANGE (the region runs past
+ * the end of src), -EEXIST (overlaps a region), -ENOMEM, or the -errno of
  * UFFDIO_REGISTER / the MINOR alias mmap.  mem and src are borrowed.
  */
 LVM_EXPORT int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode m,
 		       struct lvm_source *src, uint64_t src_off);
+/*
+ * Serve memory the caller owns (see struct lvm_range) without creating an
+ * lvm_mem: as add_mem otherwise.  MINOR needs range->fd.  The engine keeps
+ * its own handle for the range and frees it with the region; the caller's
+ * mapping and fd are never unmapped or closed.
+ */
+LVM_EXPORT int lvm_engine_add_range(struct lvm_engine *e, const struct lvm_range *range,
+				    enum lvm_mode m, struct lvm_source *src, uint64_t src_off);
+/*
+ * Stop serving region id (memory unplug), before start or while running.
+ * Own memory is unregistered from the uffd (a thread faulting there is
+ * woken and then sees the memory as it is, unserved); a remote region is
+ * only forgotten (the other process unmaps it).  Its unresolved pages no
+ * longer count for wait_filled.  0 or -ENOENT.
+ */
+LVM_EXPORT int lvm_engine_remove(struct lvm_engine *e, int id);
 /*
  * A range of another process's memory, already registered MISSING on the
  * adopted uffd (Firecracker's protocol).  Filled with UFFDIO_COPY only.
@@ -227,9 +321,18 @@ LVM_EXPORT int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t
  * aligned, or no region serves that range of src). */
 LVM_EXPORT int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
 			    size_t len);
-/* Start the handler threads (and the background fill).  0, -EBUSY (already
- * started), -EINVAL (no region), -ENOMEM, or pthread_create's -errno. */
+/* Start the handler threads (none when opts.caller_driven) and the
+ * background fill.  0, -EBUSY (already started), -EINVAL (no region),
+ * -ENOMEM, or pthread_create's -errno. */
 LVM_EXPORT int lvm_engine_start(struct lvm_engine *e);
+/*
+ * opts.caller_driven: read everything the uffd has now, apply the events
+ * and serve the faults, without blocking beyond the source's get().  Call
+ * it when lvm_engine_uffd() polls readable (spurious calls are cheap).
+ * Returns the number of faults read (>= 0), or -EINVAL (not started, not
+ * caller-driven).  Calls from several threads are serialised.
+ */
+LVM_EXPORT int lvm_engine_process(struct lvm_engine *e);
 /*
  * Before start: load [off, off+len) of src ahead of everything else, at once
  * and in the order of the calls (a working set, in the order the guest
@@ -264,7 +367,8 @@ LVM_EXPORT int lvm_engine_stop(struct lvm_engine *e);
  * the adopted one too (opts.uffd).  The lvm_mem and lvm_source objects are
  * not touched.  NULL is a no-op. */
 LVM_EXPORT void lvm_engine_destroy(struct lvm_engine *e);
-/* The uffd the engine reads (owned by the engine). */
+/* The uffd the engine reads (owned by the engine): with opts.caller_driven,
+ * the fd to poll for POLLIN. */
 LVM_EXPORT int lvm_engine_uffd(const struct lvm_engine *e);
 
 struct lvm_latency {

@@ -38,6 +38,34 @@ static inline uint64_t gmem_test_now_ns(void)
 	return mono_now_ns();
 }
 
+/*
+ * true if a VM here can have guest_memfd memory at all (what `run --backing
+ * gmem` needs, served lazily or not); else SKIPs every one of names[0..n)
+ * with what failed, like the probe of the lazy gmem tests.
+ */
+static inline bool gmem_test_usable_or_skip(const char *const *names, int n)
+{
+	char why[200] = "";
+	int vm = gmem_test_vm();
+	if (vm < 0) {
+		snprintf(why, sizeof(why), "KVM_CREATE_VM: %s", strerror(-vm));
+	} else {
+		struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_GMEM,
+					  .size = 2u << 20, .kvm_vm_fd = vm };
+		struct lvm_mem *m;
+		int ret = lvm_mem_create(&o, &m);
+		if (ret)
+			snprintf(why, sizeof(why), "probe gmem: guest_memfd memory: %s",
+				 strerror(-ret));
+		else
+			lvm_mem_destroy(m);
+		close(vm);
+	}
+	for (int i = 0; why[0] && i < n; i++)
+		tap_skip(names[i], "%s", why);
+	return !why[0];
+}
+
 /* true if gmem x m is served lazily here; else SKIPs name with the probe's reason. */
 static inline bool gmem_test_probe(enum lvm_mode m, const char *name)
 {

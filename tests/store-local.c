@@ -6,6 +6,10 @@
  *  - a chunk object decodes only to the content its name hashes to;
  *  - snapshot push DIR BASE/NAME, then verify and a lazy restore from it
  *    give the uninterrupted RESULT; the classic DIR keeps working;
+ *  - diff snapshots (restore SRC --snapshot NAME): of a VM restored lazily,
+ *    with and without the background fill, and --live; a chain of two
+ *    diffs; each restores to the RESULT, and a diff of a barely-run VM
+ *    reads (and uploads) fewer chunks than there are;
  *  - a chunk altered in the store: verify exits 2 naming it, and a restore
  *    stops cleanly (exit 2, no RESULT) instead of running on wrong data.
  */
@@ -141,6 +145,58 @@ static bool corrupt_largest(const char *dir)
 	return !fclose(f);
 }
 
+static bool restores_to(const char *snap, uint64_t want)
+{
+	uint64_t got = 0;
+	const char *args[] = { "restore", snap, "--no-cache", NULL };
+	int st = lazyvm(args);
+	bool have = vmtest_result(out, &got);
+	if (st || !have || got != want)
+		tap_diag("restore %s: exit %d, RESULT %016llx: %s", snap, st,
+			 (unsigned long long)got, err);
+	return st == 0 && have && got == want;
+}
+
+/* restore src --snapshot name ...; the counts of its summary line. */
+static int diff_snapshot(const char *src, const char *name, const char *mode, long *dirty,
+			 long *uploaded, long *chunks)
+{
+	const char *args[] = { "restore", src, "--no-cache", "--snapshot", name,
+			       "--snapshot-after-ms", "40", mode, NULL };
+	int st = lazyvm(args);
+	const char *p = strstr(err, "diff snapshot");
+	*chunks = *dirty = *uploaded = -1;
+	if (p)
+		sscanf(strchr(p, ':') + 2, "%ld chunks, %ld with a fetched page, %ld uploaded",
+		       chunks, dirty, uploaded);
+	return st;
+}
+
+static void test_diff(const char *store, uint64_t want)
+{
+	char c[720], d[720], e[720];
+	snprintf(c, sizeof(c), "%s-c", store);
+	snprintf(d, sizeof(d), "%s-d", store);
+	snprintf(e, sizeof(e), "%s-e", store);
+	long dirty, up, chunks;
+	/* Faults only: most chunks never fetched, so most entries are B's. */
+	int st = diff_snapshot(store, strrchr(c, '/') + 1, "--no-background", &dirty, &up,
+			       &chunks);
+	tap_ok(st == 0 && chunks > 0 && dirty >= 0 && dirty < chunks && up <= dirty &&
+	       restores_to(c, want),
+	       "diff snapshot of a lazily restored VM (faults only): %ld of %ld chunks read, %ld "
+	       "uploaded; it restores to the RESULT", dirty, chunks, up);
+	st = diff_snapshot(c, strrchr(d, '/') + 1, NULL, &dirty, &up, &chunks);
+	tap_ok(st == 0 && restores_to(d, want),
+	       "a diff of that diff (a chain of two, background fill on: %ld of %ld chunks read, "
+	       "%ld uploaded) restores to the RESULT", dirty, chunks, up);
+	uint64_t got = 0;
+	st = diff_snapshot(store, strrchr(e, '/') + 1, "--live", &dirty, &up, &chunks);
+	bool have = vmtest_result(out, &got);
+	tap_ok(st == 0 && have && got == want && restores_to(e, want),
+	       "--live diff snapshot: the VM runs on to the RESULT, and the snapshot restores to it");
+}
+
 static void test_cli(void)
 {
 	char snap[700], store[700], chunks[700], cache[700];
@@ -170,6 +226,7 @@ static void test_cli(void)
 	st = lazyvm(classic);
 	tap_ok(st == 0 && vmtest_result(out, &got) && got == want,
 	       "the classic snapshot directory still restores");
+	test_diff(store, want);
 	bool c = corrupt_largest(chunks);
 	st = lazyvm(verify);
 	tap_ok(c && st == 2 && strstr(err, "CORRUPT") && strstr(err, "chunks/"),
@@ -184,7 +241,7 @@ static void test_cli(void)
 
 int main(void)
 {
-	if (!vmtest_begin("store-local", 300, tmp, 10))
+	if (!vmtest_begin("store-local", 300, tmp, 13))
 		return 0;
 	test_sha256();
 	test_manifest();

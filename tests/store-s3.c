@@ -12,7 +12,9 @@
  *  - two processes restoring through one cache at once both finish right;
  *  - 500s, resets and truncated bodies: the right RESULT; a store that only
  *    fails: a clean stop naming the chunk, no RESULT;
- *  - wrong credentials: exit 2 and one line; verify of an s3:// snapshot.
+ *  - wrong credentials: exit 2 and one line; verify of an s3:// snapshot;
+ *  - fc-serve --mem-url s3://...: a Firecracker-protocol restore gets the
+ *    RESULT from memory served out of the store.
  */
 #include <dirent.h>
 
@@ -20,7 +22,7 @@
 #include "tap.h"
 #include "vmtest.h"
 
-#define PLAN 13
+#define PLAN 14
 
 static char out[16384], err[16384];
 static char tmp[] = "/tmp/lazyvm-store-s3.XXXXXX";
@@ -215,6 +217,31 @@ static void test_credentials(void)
 	tap_ok(st == 0 && strstr(out, "intact"), "snapshot verify s3://: every chunk's SHA-256");
 }
 
+static void test_fc_serve(const char *snap_a)
+{
+	char sock[700];
+	snprintf(sock, sizeof(sock), "%s/fc.sock", tmp);
+	int pfd[2];
+	if (pipe(pfd))
+		tap_bail("pipe");
+	const char *serve[] = { "fc-serve", "--socket", sock, "--mem-url", "s3://lazyvm-test/t/a",
+				"--no-cache", "--once", "--ready-fd", "3", NULL };
+	pid_t pid = vmtest_spawn(tmp, "fc-serve", serve, pfd[1]);
+	close(pfd[1]);
+	char ready[8] = "";
+	ssize_t n = read(pfd[0], ready, sizeof(ready) - 1);
+	close(pfd[0]);
+	int st = -1;
+	if (n > 0) {
+		const char *args[] = { "restore", snap_a, "--uffd-socket", sock, NULL };
+		st = lazyvm(args);
+	}
+	int sst = vmtest_reap(&pid);
+	tap_ok(n > 0 && result_ok(st) && sst == 0,
+	       "fc-serve --mem-url s3://: a restore over its socket gives the RESULT (serve exit "
+	       "%d)", sst);
+}
+
 int main(void)
 {
 	if (!vmtest_begin("store-s3", 900, tmp, PLAN))
@@ -242,6 +269,7 @@ int main(void)
 	test_cache(cache);
 	test_faults();
 	test_credentials();
+	test_fc_serve(a);
 	s3t_stop();
 	vmtest_rmtree(tmp);
 	return tap_done();

@@ -23,7 +23,7 @@
 
 struct snap {
 	uint8_t *mem, *copy;
-	struct wp_tracker *t;
+	struct lvm_wp *t;
 	uint64_t *written;	/* per 4 KiB page: how many times written */
 	int tid;
 };
@@ -49,8 +49,8 @@ static void *writer(void *arg)
 static void *walker(void *arg)
 {
 	struct snap *s = arg;
-	for (uint64_t c = 0; c < wp_tracker_chunks(s->t); c++)
-		wp_tracker_take(s->t, c);
+	for (uint64_t c = 0; c < lvm_wp_chunks(s->t); c++)
+		lvm_wp_take(s->t, c);
 	return NULL;
 }
 
@@ -76,7 +76,7 @@ static void run(enum lvm_backing b)
 			pattern_fill(m + c * CHUNK, c * CHUNK, CHUNK);
 
 	struct snap s = { m, malloc(REGION), NULL, calloc(REGION / 4096, sizeof(uint64_t)), 0 };
-	int ret = wp_tracker_start(mem, CHUNK, save_chunk, &s, &s.t);
+	int ret = lvm_wp_start(mem, CHUNK, save_chunk, &s, &s.t);
 	if (ret) {
 		tap_ok(0, "%s (start: %s)", name, strerror(-ret));
 		goto out;
@@ -91,8 +91,8 @@ static void run(enum lvm_backing b)
 	pthread_create(&t[THREADS], NULL, walker, &s);
 	for (int i = 0; i <= THREADS; i++)
 		pthread_join(t[i], NULL);
-	uint64_t faults = wp_tracker_faults(s.t);
-	wp_tracker_stop(s.t);
+	uint64_t faults = lvm_wp_faults(s.t);
+	lvm_wp_stop(s.t);
 
 	int64_t bad_copy = -1, bad_live = -1;
 	for (uint64_t c = 0; c < REGION / CHUNK && bad_copy < 0; c++) {

@@ -11,6 +11,7 @@
 #include "lazyvm.h"
 #include "core/hugetlb.h"
 #include "vmm/vmm.h"
+#include "gmem-test.h"
 #include "tap.h"
 #include "vmtest.h"
 
@@ -55,7 +56,9 @@ int main(void)
 	else
 		run_one(tmp, "hugetlb", "2", want);
 	hugetlb_release(&res);
-	run_one(tmp, "gmem", "2", want);
+	static const char *const gmem_name[] = { "run workload on gmem" };
+	if (gmem_test_usable_or_skip(gmem_name, 1))
+		run_one(tmp, "gmem", "2", want);
 	run_one(tmp, "anon", "1", want);
 	run_one(tmp, "anon", "3", want);
 	run_guest(tmp, "boot-like", "anon", "2",

@@ -12,15 +12,18 @@
  */
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "lazyvm.h"
 #include "core/hugetlb.h"
+#include "gmem-test.h"
 #include "tap.h"
 #include "vmtest.h"
 
 #define MEM (64ull << 20)
 #define SEED 11
 #define ITERS 3000000
+#define FILL (32ull << 20)	/* --fill: half the memory is real data, half zero */
 
 static char out[8192], err[8192];
 static char tmp[] = "/tmp/lazyvm-vmm-snapshot.XXXXXX";
@@ -41,8 +44,8 @@ static bool check_result(int st, const char *what)
 static int snapshot_run(const char *backing, const char *dir, bool live)
 {
 	const char *args[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "11",
-			       "--iterations", "3000000", "--vcpus", "2", "--backing", backing,
-			       "--snapshot", dir, "--snapshot-after-ms", "60",
+			       "--iterations", "3000000", "--fill", "32M", "--vcpus", "2",
+			       "--backing", backing, "--snapshot", dir, "--snapshot-after-ms", "60",
 			       live ? "--live" : NULL, NULL };
 	return vmtest_exec(tmp, args, out, sizeof(out), err, sizeof(err));
 }
@@ -63,6 +66,10 @@ static void test_backing(enum lvm_backing b)
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
 	int tests = b == LVM_BACKING_MEMFD ? 4 : 3;
+	static const char *const gmem_names[] = { "gmem: run --snapshot mid-run",
+		"gmem: lazy restore", "gmem: eager restore" };
+	if (b == LVM_BACKING_GMEM && !gmem_test_usable_or_skip(gmem_names, 3))
+		return;
 	if (b == LVM_BACKING_HUGETLB && hugetlb_reserve((long)(MEM >> 21), &res)) {
 		for (int i = 0; i < tests; i++)
 			tap_skip(name, "cannot reserve %llu huge pages", (unsigned long long)(MEM >> 21));
@@ -70,7 +77,14 @@ static void test_backing(enum lvm_backing b)
 	}
 	int st = snapshot_run(name, dir, false);
 	snprintf(what, sizeof(what), "%s: run --snapshot mid-run", name);
-	if (!tap_ok(st == 0 && !strstr(out, "RESULT"), "%s (exit %d)", what, st)) {
+	/* The filled half is incompressible: the memory file must hold it. */
+	char mem[700];
+	struct stat sb = { 0 };
+	snprintf(mem, sizeof(mem), "%s/memory", dir);
+	stat(mem, &sb);
+	if (!tap_ok(st == 0 && !strstr(out, "RESULT") && (uint64_t)sb.st_size >= FILL,
+		    "%s (exit %d), memory file %lld MiB >= the %llu MiB filled", what, st,
+		    (long long)sb.st_size >> 20, (unsigned long long)(FILL >> 20))) {
 		tap_diag("stderr: %s", err);
 		for (int i = 1; i < tests; i++)
 			tap_skip(name, "no snapshot");
@@ -133,7 +147,7 @@ int main(void)
 {
 	if (!vmtest_begin("vmm-snapshot", 600, tmp, 3 + 4 + 3 + 3 + 1 + 2))
 		return 0;
-	want = vmtest_model_workload(MEM, SEED, ITERS);
+	want = vmtest_model_workload_fill(MEM, SEED, ITERS, FILL / 4096);
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	for (enum lvm_backing b = 0; b < LVM_BACKING__COUNT; b++)
 		test_backing(b);

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "tap.h"
 #include "layout.h"
+#include "dirty-algo.h"
 #include "workload-algo.h"
 
 static inline const char *vmtest_cli(void)
@@ -140,6 +142,24 @@ static inline uint64_t vmtest_model_workload_fill(uint64_t mem, uint64_t seed,
 	wl_fill(data, fill_pages < npages ? fill_pages : npages, seed, 0, 1);
 	wl_random(data, npages, seed, iterations, 0, 1);
 	uint64_t h = wl_hash_all(data, npages);
+	free(data);
+	return h;
+}
+
+/* What `dirty` prints: fill pages of dirty set (0: all), steps, rate (0: 4096). */
+static inline uint64_t vmtest_model_dirty(uint64_t mem, uint64_t seed, uint64_t steps,
+					  uint64_t fill_pages, uint64_t rate)
+{
+	uint64_t npages = (mem - GUEST_SYS_SIZE) / 4096;
+	uint64_t *data = calloc(npages, 4096);
+	if (!data)
+		return 0;
+	struct dirty d;
+	dirty_layout(&d, data, npages, fill_pages, rate, seed);
+	dirty_fill(&d);
+	for (uint64_t s = 0; s < steps; s++)
+		dirty_step(&d, s);
+	uint64_t h = dirty_result(&d, data, npages);
 	free(data);
 	return h;
 }

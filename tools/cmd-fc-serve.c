@@ -16,9 +16,11 @@
 #include "fc/fc.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/ws.h"
+#include "store-cli.h"
 
 static const char usage_text[] =
-	"usage: lazyvm fc-serve --socket PATH --mem-file FILE [--once]\n"
+	"usage: lazyvm fc-serve --socket PATH (--mem-file FILE | --mem-url URL) [--once]\n"
+	"                       [--cache DIR] [--cache-max SIZE] [--no-cache]\n"
 	"                       [--allow-uid UID]... [--prefault all|none]\n"
 	"                       [--prefetch ws|all|none]\n"
 	"                       [--stats-json FILE] [--threads N] [--ready-fd FD]\n";
@@ -41,6 +43,9 @@ static void log_line(void *ctx, const char *line)
 struct fc_cli {
 	struct fc_server_opts o;
 	const char *mem_file, *stats_json;
+	const char *mem_url;	/* --mem-url: a snapshot in a chunk store */
+	struct store_cache_opts cache;
+	struct store_cli sc;
 	const char *prefetch;	/* --prefetch; NULL: ws when there is one */
 	struct ws ws;
 	uid_t uids[FC_MAX_MAPPINGS];
@@ -59,6 +64,8 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		{ "threads", required_argument, NULL, 't' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "prefetch", required_argument, NULL, 'w' },
+		{ "mem-url", required_argument, NULL, 'U' },
+		STORE_CACHE_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
@@ -67,6 +74,7 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		switch (ch) {
 		case 's': c->o.socket_path = optarg; break;
 		case 'm': c->mem_file = optarg; break;
+		case 'U': c->mem_url = optarg; break;
 		case 'o': c->o.once = true; break;
 		case 'j': c->stats_json = optarg; break;
 		case 'u':
@@ -99,14 +107,20 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 		case 'h':
 			fputs(usage_text, stdout);
 			return -1;
-		default:
-			fputs(usage_text, stderr);
+		default: {
+			int r = store_cache_apply(&c->cache, "fc-serve", ch, optarg);
+			if (r == 1)
+				break;
+			if (!r)
+				fputs(usage_text, stderr);
 			return EXIT_USAGE;
 		}
+		}
 	}
-	if (optind != argc || !c->o.socket_path || !c->mem_file) {
+	if (optind != argc || !c->o.socket_path || !c->mem_file == !c->mem_url) {
 		fputs(usage_text, stderr);
-		return cli_fail(EXIT_USAGE, "fc-serve", "--socket and --mem-file are required");
+		return cli_fail(EXIT_USAGE, "fc-serve", "--socket and one of --mem-file, --mem-url "
+				"are required");
 	}
 	c->o.allow_uids = c->uids;
 	return 0;
@@ -115,10 +129,9 @@ static int parse_args(int argc, char **argv, struct fc_cli *c)
 /* Flat raw image (Firecracker's) or lazyvm snapshot memory, by its header. */
 static int open_mem_file(const char *path, struct lvm_source **src)
 {
-	char err[256];
 	if (snapshot_is_memory_file(path)) {
-		int ret = snapshot_memory_file_source(path, src, err, sizeof(err));
-		return ret ? cli_fail(EXIT_BADDATA, "fc-serve", "%s", err) : 0;
+		int ret = lvm_source_snapshot_open(path, src);
+		return ret ? cli_fail(EXIT_BADDATA, "fc-serve", "%s", lvm_last_error()) : 0;
 	}
 	int ret = lvm_source_file_open(path, 0, src);
 	if (ret)
@@ -129,6 +142,24 @@ static int open_mem_file(const char *path, struct lvm_source **src)
 		lvm_source_destroy(*src);
 		return cli_fail(EXIT_BADDATA, "fc-serve", "--mem-file %s is empty", path);
 	}
+	return 0;
+}
+
+/* --mem-url: memory from a chunk store through the per-host cache, each
+ * chunk fetched at its first fault (prefetch threads fetch the rest). */
+static int open_mem_url(struct fc_cli *c)
+{
+	char err[1600];
+	int ret = store_cli_open(c->mem_url, &c->sc, err, sizeof(err));
+	if (!ret)
+		ret = store_cli_open_cache(&c->sc, &c->cache, err, sizeof(err));
+	if (!ret && (ret = store_cli_source(&c->sc, 4, &c->o.src)))
+		snprintf(err, sizeof(err), "%s: %s", c->mem_url, strerror(-ret));
+	if (ret) {
+		store_cli_close(&c->sc);
+		return cli_fail(store_cli_status(ret), "fc-serve", "%s", err);
+	}
+	c->mem_file = c->mem_url;	/* for messages */
 	return 0;
 }
 
@@ -187,8 +218,8 @@ int cmd_fc_serve(int argc, char **argv)
 	int ret = parse_args(argc, argv, &c);
 	if (ret)
 		return ret < 0 ? 0 : ret;
-	ret = open_mem_file(c.mem_file, &c.o.src);
-	if (!ret && (ret = load_working_set(&c)))
+	ret = c.mem_url ? open_mem_url(&c) : open_mem_file(c.mem_file, &c.o.src);
+	if (!ret && !c.mem_url && (ret = load_working_set(&c)))
 		lvm_source_destroy(c.o.src);
 	if (ret)
 		return ret;
@@ -198,6 +229,7 @@ int cmd_fc_serve(int argc, char **argv)
 	ret = fc_server_open(&c.o, &s, err, sizeof(err));
 	if (ret) {
 		lvm_source_destroy(c.o.src);
+		store_cli_close(&c.sc);
 		ws_free(&c.ws);
 		return cli_fail(1, "fc-serve", "%s", err);
 	}
@@ -219,6 +251,8 @@ int cmd_fc_serve(int argc, char **argv)
 	signal_server = NULL;
 	fc_server_close(s);
 	lvm_source_destroy(c.o.src);
+	store_cli_print_stats(&c.sc, stderr);
+	store_cli_close(&c.sc);
 	ws_free(&c.ws);
 	return status;
 }

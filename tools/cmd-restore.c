@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/share.h"
 #include "util/timeline.h"
+#include "restore-diff.h"
+#include "share-cli.h"
 #include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
@@ -24,7 +25,7 @@ static int restore_usage(FILE *f, int status)
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
 		"                      [--uffd-socket PATH] [--prefetch ws|all|none] [--record-ws]\n"
 		"                      [--stats-json FILE]\n"
-		"                      [--share [--share-linger SECONDS] [--share-dir DIR]]\n"
+		SHARE_CLI_SYNOPSIS
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
 		"  --record-ws          record the pages the guest touches, in order, as\n"
@@ -38,30 +39,13 @@ static int restore_usage(FILE *f, int status)
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
 		STORE_CACHE_USAGE
-		"  --share              the snapshot's memory once per host: VMs restored from\n"
-		"                       it map one page cache privately (reads share, writes\n"
-		"                       copy); stats add shared_pages, private_pages, pss_kib\n"
-		"  --share-linger SECONDS  keep the cache this long after its last VM (default 0)\n"
-		"  --share-dir DIR      where caches live (default $LAZYVM_SHARE_DIR or /dev/shm)\n"
-		"  --share-sync N       tests, benchmarks: sample memory use when N VMs of the\n"
-		"                       cache have ended, so each Pss is taken with all N mapped\n"
+		SHARE_CLI_USAGE
+		"  --snapshot DEST      (with a chunk-store SRC) a diff snapshot into DEST\n"
+		"                       (URL, BASE/NAME, or a NAME beside SRC): only changed\n"
+		"                       chunks are written, the rest are SRC's\n"
+		"  --snapshot-after-ms MS  when (default 0); --live: the guest runs on\n"
 		"  --backing, --mode, --stats-json: as for lazyvm run\n");
 	return status;
-}
-
-/* How much of the guest's memory is the shared cache's (--share) and how much
- * its own, from smaps, sampled after the guest ended and before teardown. */
-static void restore_stats_share(struct vm_restore *rs, struct vm_stats *st)
-{
-	struct share_usage u;
-	int ret = vm_restore_share_usage(rs, &u);
-	if (ret)
-		fprintf(stderr, "lazyvm restore: --share-sync: %s (sampled anyway)\n", strerror(-ret));
-	vm_stats_add(st, "shared_pages", "%llu", (unsigned long long)((u.rss_kib - u.anon_kib) / 4));
-	vm_stats_add(st, "private_pages", "%llu", (unsigned long long)(u.anon_kib / 4));
-	vm_stats_add(st, "pss_kib", "%llu", (unsigned long long)u.pss_kib);
-	vm_stats_add(st, "guest_rss_kib", "%llu", (unsigned long long)u.rss_kib);
-	vm_stats_add(st, "guest_pss_kib", "%llu", (unsigned long long)u.guest_pss_kib);
 }
 
 static int restore_status(int err)
@@ -77,26 +61,29 @@ static int restore_status(int err)
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
 	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_PREFETCH,
-	RESTORE_OPT_RECORD_WS, RESTORE_OPT_SHARE,
-	RESTORE_OPT_SHARE_LINGER, RESTORE_OPT_SHARE_DIR, RESTORE_OPT_SHARE_SYNC,
+	RESTORE_OPT_RECORD_WS, RESTORE_OPT_SNAPSHOT, RESTORE_OPT_AFTER_MS, RESTORE_OPT_LIVE,
 };
 
-static int restore_apply_share(struct vm_restore_opts *ro, int ch, const char *val)
+/* --snapshot DEST --snapshot-after-ms MS [--live]: a diff snapshot. */
+struct restore_snap {
+	const char *dest;
+	unsigned long after_ms;
+	bool live;
+};
+
+static int restore_snap_apply(struct restore_snap *sn, int ch, const char *val)
 {
-	unsigned long n;
 	switch (ch) {
-	case RESTORE_OPT_SHARE:
-		ro->share = true;
+	case RESTORE_OPT_SNAPSHOT:
+		sn->dest = val;
 		return 1;
-	case RESTORE_OPT_SHARE_LINGER:
-	case RESTORE_OPT_SHARE_SYNC:
-		if (cli_parse_uint(val, 86400ul * 365, &n))
-			return cli_fail(EXIT_USAGE, "restore", "%s: bad number '%s'",
-					ch == RESTORE_OPT_SHARE_SYNC ? "--share-sync" : "--share-linger", val);
-		*(ch == RESTORE_OPT_SHARE_SYNC ? &ro->share_sync : &ro->share_linger_s) = (unsigned)n;
+	case RESTORE_OPT_AFTER_MS:
+		if (cli_parse_uint(val, 86400000ul, &sn->after_ms))
+			return cli_fail(EXIT_USAGE, "restore", "--snapshot-after-ms: bad value '%s'",
+					val);
 		return 1;
-	case RESTORE_OPT_SHARE_DIR:
-		ro->share_dir = val;
+	case RESTORE_OPT_LIVE:
+		sn->live = true;
 		return 1;
 	default:
 		return 0;
@@ -133,12 +120,13 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 		ro->record_ws = true;
 		return 1;
 	default:
-		return restore_apply_share(ro, ch, val);
+		return 0;
 	}
 }
 
 static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
-			 struct vm_restore_opts *ro, struct store_cache_opts *co, const char **dir)
+			 struct vm_restore_opts *ro, struct store_cache_opts *co,
+			 struct restore_snap *sn, const char **dir)
 {
 	static const struct option opts[] = {
 		VM_CLI_OPTIONS,
@@ -149,11 +137,11 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
 		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
 		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
+		{ "snapshot", required_argument, NULL, RESTORE_OPT_SNAPSHOT },
+		{ "snapshot-after-ms", required_argument, NULL, RESTORE_OPT_AFTER_MS },
+		{ "live", no_argument, NULL, RESTORE_OPT_LIVE },
 		STORE_CACHE_OPTIONS,
-		{ "share", no_argument, NULL, RESTORE_OPT_SHARE },
-		{ "share-linger", required_argument, NULL, RESTORE_OPT_SHARE_LINGER },
-		{ "share-dir", required_argument, NULL, RESTORE_OPT_SHARE_DIR },
-		{ "share-sync", required_argument, NULL, RESTORE_OPT_SHARE_SYNC },
+		SHARE_CLI_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	int ch, r;
@@ -167,12 +155,18 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		if (!r)
 			r = store_cache_apply(co, "restore", ch, optarg);
 		if (!r)
+			r = restore_snap_apply(sn, ch, optarg);
+		if (!r)
+			r = share_cli_apply(ro, "restore", ch, optarg);
+		if (!r)
 			r = vm_cli_apply(vo, "restore", ch, optarg);
 		if (r != 1)
 			return r ? r : restore_usage(stderr, EXIT_USAGE);
 	}
 	if (optind + 1 != argc)
 		return restore_usage(stderr, EXIT_USAGE);
+	if (sn->live && !sn->dest)
+		return cli_fail(EXIT_USAGE, "restore", "--live needs --snapshot DEST");
 	*dir = argv[optind];
 	ro->backing = vo->backing;
 	ro->backing_set = vo->backing_set;
@@ -216,13 +210,34 @@ static int restore_open_store(const char *src, const struct store_cache_opts *co
 	return ret;
 }
 
+/* Run to the end, or to the snapshot point, snapshot, and (--live) on. */
+static int restore_run(struct vm_restore *rs, const struct restore_snap *sn,
+		       struct store_cli *sc, char *err, size_t errlen)
+{
+	if (!sn->dest)
+		return vm_restore_run(rs, err, errlen);
+	int ret = vm_restore_start(rs, err, errlen);
+	if (ret)
+		return ret;
+	ret = vmm_wait_timeout(vm_restore_vmm(rs), (int)sn->after_ms, err, errlen);
+	if (ret != -ETIMEDOUT) {
+		if (!ret)
+			snprintf(err, errlen, "guest finished before the snapshot point "
+				 "(--snapshot-after-ms %lu): no snapshot written", sn->after_ms);
+		return ret ? ret : -EINVAL;
+	}
+	ret = restore_diff_snapshot(rs, sc, sn->dest, sn->live, err, errlen);
+	return ret || !sn->live ? ret : vm_restore_run(rs, err, errlen);
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	struct vm_cli_opts vo;
 	struct vm_restore_opts ro = { 0 };
 	const char *dir = NULL;
 	struct store_cache_opts co = { 0 };
-	int ret = restore_parse(argc, argv, &vo, &ro, &co, &dir);
+	struct restore_snap sn = { 0 };
+	int ret = restore_parse(argc, argv, &vo, &ro, &co, &sn, &dir);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	struct vm_stats st;
@@ -249,7 +264,7 @@ int cmd_restore(int argc, char **argv)
 		store_cli_close(&sc);
 		return cli_fail(restore_status(ret), "restore", "%s", err);
 	}
-	ret = vm_restore_run(rs, err, sizeof(err));
+	ret = restore_run(rs, &sn, &sc, err, sizeof(err));
 	if (ret)
 		status = cli_fail(ret == -EBADMSG ? EXIT_BADDATA : 1, "restore", "%s: %s", dir, err);
 	st.end_ns = mono_now_ns();
@@ -265,7 +280,7 @@ int cmd_restore(int argc, char **argv)
 	timeline_json(&tl, steps, sizeof(steps));
 	vm_stats_add(&st, "steps_us", "%s", steps);
 	vm_stats_add(&st, "start_monotonic_ns", "%llu", (unsigned long long)st.start_ns);
-	restore_stats_share(rs, &st);
+	share_cli_stats(rs, &st);
 	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));

@@ -3,7 +3,10 @@
  * lazyvm run: boot one of the embedded guests on the chosen backing and run
  * it to completion (guest serial on stdout), or snapshot it mid-run
  * (--snapshot DIR --snapshot-after-ms MS, --live for a point-in-time
- * snapshot taken while the guest keeps running).
+ * snapshot taken while the guest keeps running).  --fill SIZE: the workload
+ * first writes SIZE of its memory whole (non-zero), and the snapshot or
+ * migration point counts from the end of that phase, so what is moved is
+ * real data whatever the machine's speed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@ struct run_opts {
 	struct vm_cli_opts vm;
 	const char *snapshot;
 	uint64_t after_ms;
+	uint64_t fill;		/* --fill SIZE (bytes of data memory) */
 	bool live;
 	struct run_migrate_opts mig;
 };
@@ -31,12 +35,15 @@ static int run_usage(FILE *f, int status)
 		"  --snapshot DIR       snapshot the guest mid-run into DIR and exit\n"
 		"  --snapshot-after-ms MS  when (default 0: right after start)\n"
 		"  --live               keep the guest running while the snapshot is written\n"
-		"                       (uffd write-protect, point-in-time); it then finishes\n%s",
+		"                       (uffd write-protect, point-in-time); it then finishes\n"
+		"  --fill SIZE          workload: first write SIZE of memory with non-zero data\n"
+		"                       (all of it when larger); snapshot and migration points\n"
+		"                       count from the end of that phase\n%s",
 		vm_cli_usage, run_migrate_usage);
 	return status;
 }
 
-enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE };
+enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE, RUN_OPT_FILL };
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
@@ -45,6 +52,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "snapshot", required_argument, NULL, RUN_OPT_SNAPSHOT },
 		{ "snapshot-after-ms", required_argument, NULL, RUN_OPT_AFTER_MS },
 		{ "live", no_argument, NULL, RUN_OPT_LIVE },
+		{ "fill", required_argument, NULL, RUN_OPT_FILL },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	unsigned long v;
@@ -60,6 +68,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case RUN_OPT_SNAPSHOT:
 			o->snapshot = optarg;
+			break;
+		case RUN_OPT_FILL:
+			if (cli_parse_size(optarg, &o->fill))
+				return cli_fail(EXIT_USAGE, "run", "--fill: bad value '%s'", optarg);
 			break;
 		case RUN_OPT_AFTER_MS:
 			if (cli_parse_uint(optarg, 86400000ul, &v))
@@ -80,8 +92,25 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		return cli_fail(EXIT_USAGE, "run", "unexpected argument '%s'", argv[optind]);
 	if (o->live && !o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
+	if (o->fill && strcmp(o->vm.guest, "workload"))
+		return cli_fail(EXIT_USAGE, "run", "--fill is for the workload guest");
 	if (o->mig.to && o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--migrate-to and --snapshot exclude each other");
+	return 0;
+}
+
+/* --fill: wait until every vCPU is past its fill phase (the guest says so in
+ * its parameter page; nothing to block on, so look every millisecond). */
+static int run_wait_filled(struct vmm *vm)
+{
+	char err[256] = "";
+	while (!vmm_guest_filled(vm)) {
+		int ret = vmm_wait_timeout(vm, 1, err, sizeof(err));
+		if (ret == -ETIMEDOUT || (!ret && vmm_guest_filled(vm)))
+			continue;	/* filling, or finished after it: the caller says so */
+		return ret ? cli_fail(1, "run", "guest stopped: %s", err)
+			   : cli_fail(1, "run", "guest finished during its fill phase");
+	}
 	return 0;
 }
 
@@ -92,6 +121,8 @@ static int run_guest(struct vmm *vm, const struct run_opts *o, struct vm_stats *
 	int ret = vmm_start(vm);
 	if (ret)
 		return cli_fail(1, "run", "starting vCPUs: %s", strerror(-ret));
+	if (o->fill && (ret = run_wait_filled(vm)))
+		return ret;
 	if (o->mig.to)
 		return run_migrate(vm, &o->mig, st);
 	if (o->snapshot) {
@@ -134,7 +165,7 @@ int cmd_run(int argc, char **argv)
 	struct vmm_opts vo = {
 		.guest = o.vm.guest, .mem_size = o.vm.mem, .vcpus = o.vm.vcpus,
 		.backing = o.vm.backing, .seed = o.vm.seed, .iterations = o.vm.iterations,
-		.serial_fd = 1,
+		.fill_pages = (o.fill + 4095) / 4096, .serial_fd = 1,
 	};
 	struct vmm *vm = NULL;
 	char err[256];

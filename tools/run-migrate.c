@@ -19,7 +19,8 @@
 const char run_migrate_usage[] =
 	"  --migrate-to HOST:PORT  migrate the running guest to `lazyvm migrate-recv`\n"
 	"  --migrate-after-ms MS   when (default 0: right after start)\n"
-	"  --precopy-rounds N      pre-copy rounds before the stop (default 0: pure post-copy)\n"
+	"  --precopy-rounds N|auto pre-copy rounds before the stop (default 0: pure post-copy;\n"
+	"                          auto: until another round would not shrink the rest)\n"
 	"  --recover-timeout SEC   after a link cut in post-copy, keep reconnecting this long\n"
 	"                          (default 60)\n"
 	"  --auth-psk FILE         authenticate every connection with this pre-shared key\n"
@@ -46,6 +47,10 @@ int run_migrate_apply(struct run_migrate_opts *o, int code, const char *val)
 		if (!strchr(val, ':'))
 			return cli_fail(EXIT_USAGE, "run", "--migrate-to: '%s' is not HOST:PORT", val);
 		o->to = val;
+		return 1;
+	}
+	if (code == RUN_MIG_OPT_ROUNDS && !strcmp(val, "auto")) {
+		o->precopy_rounds = MIG_PRECOPY_AUTO;
 		return 1;
 	}
 	if (cli_parse_uint(val, max[k], &v) || (code == RUN_MIG_OPT_RECOVER && !v))

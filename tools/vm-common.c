@@ -12,7 +12,8 @@
 #include "vmm/vmm.h"
 
 const char vm_cli_usage[] =
-	"  --guest NAME         workload (default) or boot-like\n"
+	"  --guest NAME         workload (default), boot-like, or dirty (rewrites 4096\n"
+	"                       random pages/s for --iterations ms, like QEMU's anchor)\n"
 	"  --mem SIZE           guest memory, multiple of 2M (default 256M)\n"
 	"  --seed S             guest seed (default 1)\n"
 	"  --iterations N       random page touches (default 200000)\n"
@@ -55,7 +56,7 @@ int vm_cli_apply(struct vm_cli_opts *o, const char *cmd, int code, const char *v
 	switch (code) {
 	case VM_OPT_GUEST:
 		if (!vmm_guest_exists(val))
-			return cli_fail(EXIT_USAGE, cmd, "unknown guest '%s' (workload, boot-like)", val);
+			return cli_fail(EXIT_USAGE, cmd, "unknown guest '%s' (workload, boot-like, dirty)", val);
 		o->guest = val;
 		return 1;
 	case VM_OPT_MEM:

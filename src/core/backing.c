@@ -169,12 +169,37 @@ int lvm_mem_create(const struct lvm_mem_opts *caller_opts, struct lvm_mem **out)
 	return 0;
 }
 
+int lvm_mem_wrap(const struct lvm_range *caller_range, struct lvm_mem **out)
+{
+	struct lvm_range r = { .fd = -1 };
+	int ret = abi_copy_in(&r, sizeof(r), caller_range, ABI_SIZE_TO(struct lvm_range, fd_offset));
+	if (ret)
+		return ret;
+	const struct backing_ops *ops = backing_ops_get(r.backing);
+	if (!ops || !r.addr || !r.length || r.length % ops->page_size ||
+	    (uintptr_t)r.addr % ops->page_size || r.fd_offset % ops->page_size ||
+	    (r.backing == LVM_BACKING_ANON) != (r.fd < 0))
+		return -EINVAL;
+	struct lvm_mem *mem = calloc(1, sizeof(*mem));
+	if (!mem)
+		return -ENOMEM;
+	*mem = (struct lvm_mem){ .ops = ops, .addr = r.addr, .size = r.length,
+				 .page_size = ops->page_size, .fd = r.fd, .own_vm_fd = -1,
+				 .fd_off = r.fd_offset, .borrowed = true };
+	*out = mem;
+	return 0;
+}
+
 void lvm_mem_destroy(struct lvm_mem *mem)
 {
 	if (!mem)
 		return;
 	if (mem->alias)
 		munmap(mem->alias, mem->size);
+	if (mem->borrowed) {
+		free(mem);
+		return;
+	}
 	if (mem->addr)
 		munmap(mem->addr, mem->size);
 	if (mem->fd >= 0)
@@ -245,7 +270,8 @@ int backing_alias(struct lvm_mem *mem, uint8_t **alias)
 	if (mem->fd < 0)
 		return -EINVAL;	/* anon memory has no page cache to fill */
 	if (!mem->alias) {
-		void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
+		void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd,
+			       (off_t)mem->fd_off);
 		if (p == MAP_FAILED)
 			return -errno;
 		mem->alias = p;
@@ -263,7 +289,7 @@ int backing_remove(struct lvm_mem *mem, uint64_t off, uint64_t len)
 	 * madvise(), and fallocate() is what MADV_REMOVE does underneath. */
 	if (mem->fd >= 0) {
 		if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)off, (off_t)len))
+			      (off_t)(mem->fd_off + off), (off_t)len))
 			return -errno;
 		return 0;
 	}

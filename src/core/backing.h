@@ -45,6 +45,8 @@ struct lvm_mem {
 	int fd;			/* -1 for anon */
 	int own_vm_fd;		/* gmem created without a VM: ours to close */
 	void *alias;		/* second mapping of fd, for MINOR fills */
+	uint64_t fd_off;	/* where addr's mapping starts in fd (lvm_mem_wrap) */
+	bool borrowed;		/* lvm_mem_wrap: addr and fd are the caller's */
 	struct share_cache *share;	/* a private mapping of the shared cache (core/share.h) */
 };
 

@@ -15,7 +15,7 @@
 
 #define WP_LOCKS 64	/* chunk locks, striped */
 
-struct wp_tracker {
+struct lvm_wp {
 	struct lvm_mem *mem;
 	int uffd;
 	int stop_efd;
@@ -23,25 +23,25 @@ struct wp_tracker {
 	uint64_t nchunks;
 	_Atomic uint8_t *protected_;	/* per chunk: 1 while write-protected */
 	pthread_mutex_t locks[WP_LOCKS];
-	wp_first_write_fn fn;
+	lvm_wp_first_write_fn fn;
 	void *ctx;
 	pthread_t thread;
 	_Atomic uint64_t faults;
 	_Atomic int error;
 };
 
-static uint64_t chunk_addr(struct wp_tracker *t, uint64_t c)
+static uint64_t chunk_addr(struct lvm_wp *t, uint64_t c)
 {
 	return (uint64_t)(uintptr_t)t->mem->addr + c * t->chunk;
 }
 
-static uint64_t chunk_len(struct wp_tracker *t, uint64_t c)
+static uint64_t chunk_len(struct lvm_wp *t, uint64_t c)
 {
 	uint64_t end = (c + 1) * t->chunk;
 	return (end > t->mem->size ? t->mem->size : end) - c * t->chunk;
 }
 
-int wp_tracker_take(struct wp_tracker *t, uint64_t c)
+int lvm_wp_take(struct lvm_wp *t, uint64_t c)
 {
 	if (c >= t->nchunks)
 		return -EINVAL;
@@ -60,7 +60,7 @@ int wp_tracker_take(struct wp_tracker *t, uint64_t c)
 	return ret;
 }
 
-int wp_tracker_protect(struct wp_tracker *t, uint64_t c)
+int lvm_wp_protect(struct lvm_wp *t, uint64_t c)
 {
 	if (c >= t->nchunks)
 		return -EINVAL;
@@ -78,7 +78,7 @@ int wp_tracker_protect(struct wp_tracker *t, uint64_t c)
 
 static void *wp_thread(void *arg)
 {
-	struct wp_tracker *t = arg;
+	struct lvm_wp *t = arg;
 	struct pollfd pfd[2] = { { t->uffd, POLLIN, 0 }, { t->stop_efd, POLLIN, 0 } };
 	struct uffd_msg msgs[64];
 
@@ -95,7 +95,7 @@ static void *wp_thread(void *arg)
 			uint64_t off = msgs[i].arg.pagefault.address -
 				       (uint64_t)(uintptr_t)t->mem->addr;
 			atomic_fetch_add(&t->faults, 1);
-			int ret = wp_tracker_take(t, off / t->chunk);
+			int ret = lvm_wp_take(t, off / t->chunk);
 			if (ret < 0)
 				atomic_store(&t->error, ret);
 			/* released by someone else meanwhile: the writer may still
@@ -107,12 +107,12 @@ static void *wp_thread(void *arg)
 	return NULL;
 }
 
-int wp_tracker_start(struct lvm_mem *mem, size_t chunk_size, wp_first_write_fn fn,
-		     void *ctx, struct wp_tracker **out)
+int lvm_wp_start(struct lvm_mem *mem, size_t chunk_size, lvm_wp_first_write_fn fn,
+		     void *ctx, struct lvm_wp **out)
 {
 	if (!fn || !chunk_size || chunk_size % mem->page_size)
 		return -EINVAL;
-	struct wp_tracker *t = calloc(1, sizeof(*t));
+	struct lvm_wp *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->mem = mem;
@@ -159,10 +159,10 @@ int wp_tracker_start(struct lvm_mem *mem, size_t chunk_size, wp_first_write_fn f
 	return 0;
 }
 
-uint64_t wp_tracker_chunks(const struct wp_tracker *t) { return t->nchunks; }
-uint64_t wp_tracker_faults(const struct wp_tracker *t) { return atomic_load(&t->faults); }
+uint64_t lvm_wp_chunks(const struct lvm_wp *t) { return t->nchunks; }
+uint64_t lvm_wp_faults(const struct lvm_wp *t) { return atomic_load(&t->faults); }
 
-void wp_tracker_stop(struct wp_tracker *t)
+void lvm_wp_stop(struct lvm_wp *t)
 {
 	if (!t)
 		return;

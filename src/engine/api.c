@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The engine's public lifecycle: create, add regions, start, stop, stats. */
+/* The engine's public lifecycle: create, start, process, stop, stats. */
+#include <fcntl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,9 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->supply_lock, NULL);
+	pthread_mutex_init(&e->process_lock, NULL);
+	pthread_mutex_init(&e->hotplug_lock, NULL);
+	pthread_rwlock_init(&e->regions_lock, NULL);	/* reader-preferring: see engine.h */
 
 	int ret = mono_cond_init(&e->cond);
 	if (ret) {
@@ -58,6 +62,10 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 		/* Adopted (Firecracker did the handshake): assume what the kernel
 		 * offers; range ioctls fail cleanly if something is missing. */
 		ret = uffd_check_fd(e->opts.uffd);
+		/* lvm_engine_process() must never block in read(). */
+		if (!ret && e->opts.caller_driven &&
+		    fcntl(e->opts.uffd, F_SETFL, fcntl(e->opts.uffd, F_GETFL) | O_NONBLOCK))
+			ret = -errno;
 		if (!ret) {
 			e->uffd = e->opts.uffd;
 			ret = uffd_kernel_features(&e->features);
@@ -81,80 +89,6 @@ int lvm_engine_create(const struct lvm_engine_opts *opts, struct lvm_engine **ou
 	}
 	*out = e;
 	return 0;
-}
-
-static int region_init(struct lvm_engine *e, uint64_t base, uint64_t size, size_t psz,
-		       struct lvm_source *src, uint64_t src_off)
-{
-	if (e->started)
-		return -EBUSY;
-	if (e->nregions == ENGINE_MAX_REGIONS)
-		return -ENOSPC;
-	if (!src || !psz || (psz & (psz - 1)) || !size || size % psz || base % psz)
-		return -EINVAL;
-	if (src_off > src->size || size > src->size - src_off)
-		return -ERANGE;	/* never serve from outside the source */
-	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *o = &e->regions[i];
-		if (base < o->base + o->size && o->base < base + size)
-			return -EEXIST;
-	}
-	struct region *r = &e->regions[e->nregions];
-	memset(r, 0, sizeof(*r));
-	r->npages = size / psz;
-	r->state = calloc(r->npages, 1);
-	if (!r->state)
-		return -ENOMEM;
-	atomic_store(&r->base, base);
-	r->size = size;
-	r->psz = psz;
-	r->pshift = (unsigned)__builtin_ctzll(psz);
-	r->src = src;
-	r->src_off = src_off;
-	r->zeropage_ok = psz == 4096;
-	atomic_fetch_add(&e->unresolved, r->npages);
-	return (int)e->nregions++;
-}
-
-int lvm_engine_add_mem(struct lvm_engine *e, struct lvm_mem *mem, enum lvm_mode m,
-		       struct lvm_source *src, uint64_t src_off)
-{
-	if (!mem || (m != LVM_MODE_MISSING && m != LVM_MODE_MINOR))
-		return -EINVAL;
-	if (e->opts.uffd >= 0)
-		return -EINVAL;	/* an adopted uffd belongs to another mm */
-	int idx = region_init(e, (uint64_t)(uintptr_t)mem->addr, mem->size, mem->page_size,
-			      src, src_off);
-	if (idx < 0)
-		return idx;
-	struct region *r = &e->regions[idx];
-	int ret = 0;
-	if (m == LVM_MODE_MINOR && !mem->share)
-		ret = backing_alias(mem, &r->alias);
-	if (!ret)
-		ret = backing_can_userfault(mem, e->uffd, m, true);
-	if (ret) {
-		free((void *)r->state);
-		atomic_fetch_sub(&e->unresolved, r->npages);
-		e->nregions--;
-		return ret;
-	}
-	r->mem = mem;
-	r->shared_cache = mem->share && m == LVM_MODE_MINOR;
-	r->minor = m == LVM_MODE_MINOR && !r->shared_cache;
-	/* UFFDIO_ZEROPAGE is for private mappings; shared memory takes a COPY of zeros. */
-	r->zeropage_ok = r->zeropage_ok && (mem->fd < 0 || r->shared_cache);
-	return idx;
-}
-
-int lvm_engine_add_remote(struct lvm_engine *e, uint64_t base, size_t size,
-			  size_t page_size, struct lvm_source *src, uint64_t src_off)
-{
-	/* Firecracker's memory may be anon or hugetlb; COPY works for both, and
-	 * ZEROPAGE only for the 4 KiB anon case. */
-	if (e->opts.uffd < 0)
-		return -EINVAL;	/* our own uffd covers only our own memory */
-	return region_init(e, base, size, page_size, src, src_off);
 }
 
 static struct worker *worker_new(struct lvm_engine *e)
@@ -186,9 +120,10 @@ static int engine_alloc_units(struct lvm_engine *e)
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	if ((e->opts.background_fill || e->nprefetch) && chunk > unit)
 		unit = chunk;
-	for (unsigned i = 0; i < e->nregions; i++)
-		if (e->regions[i].psz > unit)
-			unit = e->regions[i].psz;
+	/* At least the biggest page there is (2 MiB hugetlb), so a region added
+	 * while the engine runs always fits the workers' scratch. */
+	if (unit < ENGINE_MAX_PAGE)
+		unit = ENGINE_MAX_PAGE;
 	e->max_unit = (unit + 4095) & ~(size_t)4095;
 	/* Read-only anonymous zeros: no memory is committed for it. */
 	void *z = mmap(NULL, e->max_unit, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -202,6 +137,33 @@ static int engine_alloc_units(struct lvm_engine *e)
 	return 0;
 }
 
+/* Handlers (none when caller-driven), then the fill, supply and process
+ * workers, each with its own fault queue and scratch. */
+static int engine_alloc_workers(struct lvm_engine *e, unsigned handlers)
+{
+	e->threads = calloc(handlers ? handlers : 1, sizeof(*e->threads));
+	e->workers = calloc(handlers + 3, sizeof(*e->workers));
+	if (!e->threads || !e->workers)
+		return -ENOMEM;
+	for (; e->nworkers < handlers + 3; e->nworkers++)
+		if (!(e->workers[e->nworkers] = worker_new(e)))
+			return -ENOMEM;
+	e->fill_worker = e->workers[handlers];
+	e->supply_worker = e->workers[handlers + 1];
+	e->process_worker = e->workers[handlers + 2];
+	return 0;
+}
+
+static unsigned engine_handler_count(const struct lvm_engine *e)
+{
+	if (e->opts.caller_driven)
+		return 0;
+	if (e->opts.threads)
+		return e->opts.threads;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 0 ? (unsigned)cpus : 1;
+}
+
 int lvm_engine_start(struct lvm_engine *e)
 {
 	if (e->started)
@@ -209,173 +171,32 @@ int lvm_engine_start(struct lvm_engine *e)
 	if (!e->nregions)
 		return -EINVAL;
 	int ret = engine_alloc_units(e);
+	unsigned n = engine_handler_count(e);
+	if (!ret)
+		ret = engine_alloc_workers(e, n);
 	if (ret)
 		return ret;
-	unsigned n = e->opts.threads;
-	if (!n) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		n = cpus > 0 ? (unsigned)cpus : 1;
-	}
-	/* workers[0..n-1]: handlers, [n]: background fill, [n+1]: supply(). */
-	e->threads = calloc(n, sizeof(*e->threads));
-	e->workers = calloc(n + 3, sizeof(*e->workers));
-	if (!e->threads || !e->workers)
-		return -ENOMEM;
 	e->started = true;
-	e->nworkers = n + 2;
-	for (unsigned i = 0; i < e->nworkers; i++) {
-		e->workers[i] = worker_new(e);
-		if (!e->workers[i]) {
-			lvm_engine_stop(e);
-			return -ENOMEM;
-		}
-	}
-	for (; e->nthreads < n; e->nthreads++) {
+	while (!ret && e->nthreads < n) {
 		ret = -pthread_create(&e->threads[e->nthreads], NULL, engine_handler_thread,
 				      e->workers[e->nthreads]);
-		if (ret) {
-			lvm_engine_stop(e);
-			return ret;
-		}
+		e->nthreads += !ret;
 	}
-	if (e->opts.background_fill || e->nprefetch) {
-		ret = -pthread_create(&e->fill_thread, NULL, engine_fill_thread, e->workers[n]);
-		if (ret) {
-			lvm_engine_stop(e);
-			return ret;
-		}
-		e->fill_running = true;
-	}
-	return 0;
+	if (!ret && (e->opts.background_fill || e->nprefetch))
+		ret = engine_fill_start(e);
+	if (ret)
+		lvm_engine_stop(e);
+	return ret;
 }
 
-static struct region *region_of_source(struct lvm_engine *e, struct lvm_source *src,
-				       uint64_t off, uint64_t *page)
+int lvm_engine_process(struct lvm_engine *e)
 {
-	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
-		if (r->src == src && off >= r->src_off && off - r->src_off < r->size) {
-			*page = (off - r->src_off) >> r->pshift;
-			return r;
-		}
-	}
-	return NULL;
-}
-
-int lvm_engine_supply(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
-		      const void *data, size_t len)
-{
-	if (!e->started)
+	if (!e->started || !e->opts.caller_driven)
 		return -EINVAL;
-	uint64_t p;
-	struct region *r = region_of_source(e, src, off, &p);
-	if (!r || (off - r->src_off) % r->psz || len % r->psz ||
-	    len > r->size - (off - r->src_off))
-		return -EINVAL;
-	uint64_t n = len >> r->pshift;
-	const uint8_t *d = data;
-	/* Pages a fault claimed (waiting for this data) count as demand; pages
-	 * nobody asked for yet are claimed here and count as background. */
-	for (uint64_t i = 0; i < n; ) {
-		uint8_t st = page_get(r, p + i);
-		bool demand = st == PG_CLAIMED;
-		/* A fault may claim the page between the read and the CAS: look
-		 * again and serve that claim (skipping it would leave the faulting
-		 * thread waiting for data that was already delivered). */
-		if (st == PG_MISSING && !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
-			continue;
-		if (st != PG_MISSING && !demand) {
-			i++;	/* present, removed or gone: nothing to do */
-			continue;
-		}
-		struct run run = { r, p + i, p + i + 1 };
-		struct worker *w = e->workers[e->nworkers - 1];
-		pthread_mutex_lock(&e->supply_lock);
-		int ret = engine_install(w, &run, d + (i << r->pshift), !demand);
-		engine_serve_queued(w);
-		pthread_mutex_unlock(&e->supply_lock);
-		if (ret)
-			return ret;
-		i++;
-	}
-	return 0;
-}
-
-int lvm_engine_mark_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
-			    size_t len)
-{
-	uint64_t p;
-	struct region *r = region_of_source(e, src, off, &p);
-	if (e->started)
-		return -EBUSY;
-	if (!r || (off - r->src_off) % r->psz || len % r->psz ||
-	    len > r->size - (off - r->src_off))
-		return -EINVAL;
-	for (uint64_t i = 0; i < len >> r->pshift; i++)
-		page_cas(e, r, p + i, PG_MISSING, PG_PRESENT);
-	return 0;
-}
-
-int lvm_engine_prefetch(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
-			size_t len)
-{
-	uint64_t p = 0;
-	struct region *r = region_of_source(e, src, off, &p);
-	if (e->started)
-		return -EBUSY;
-	if (!r || !len || (off - r->src_off) % r->psz || len > r->size - (off - r->src_off))
-		return -EINVAL;
-	uint64_t hi = p + ((len + r->psz - 1) >> r->pshift);
-	struct prefetch_range *last = e->nprefetch ? &e->prefetch[e->nprefetch - 1] : NULL;
-	if (last && last->r == r && last->hi == p) {	/* one longer run */
-		last->hi = hi;
-		return 0;
-	}
-	if (e->nprefetch == e->prefetch_cap) {
-		size_t cap = e->prefetch_cap ? e->prefetch_cap * 2 : 64;
-		struct prefetch_range *v = realloc(e->prefetch, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		e->prefetch = v;
-		e->prefetch_cap = cap;
-	}
-	e->prefetch[e->nprefetch++] = (struct prefetch_range){ r, p, hi };
-	return 0;
-}
-
-int lvm_engine_fail(struct lvm_engine *e, struct lvm_source *src, uint64_t off,
-		    size_t len, int err)
-{
-	uint64_t p;
-	struct region *r = region_of_source(e, src, off, &p);
-	if (!r || !len)
-		return -EINVAL;
-	uint64_t n = (len + r->psz - 1) >> r->pshift;
-	for (uint64_t i = 0; i < n && p + i < r->npages; i++) {
-		if (page_get(r, p + i) != PG_CLAIMED &&
-		    !page_cas(e, r, p + i, PG_MISSING, PG_CLAIMED))
-			continue;
-		struct run run = { r, p + i, p + i + 1 };
-		struct worker *w = e->started ? e->workers[e->nworkers - 1] : NULL;
-		if (w)
-			pthread_mutex_lock(&e->supply_lock);
-		engine_fail_run(e, w, &run, err ? err : -EIO, "source reported failure");
-		if (w) {
-			engine_serve_queued(w);
-			pthread_mutex_unlock(&e->supply_lock);
-		}
-	}
-	return 0;
-}
-
-bool lvm_engine_is_present(struct lvm_engine *e, struct lvm_source *src, uint64_t off)
-{
-	uint64_t p;
-	struct region *r = region_of_source(e, src, off, &p);
-	if (!r)
-		return false;
-	uint8_t s = page_get(r, p);
-	return s == PG_PRESENT || s == PG_ZERO;
+	pthread_mutex_lock(&e->process_lock);
+	int n = engine_serve_pending(e->process_worker);
+	pthread_mutex_unlock(&e->process_lock);
+	return n;
 }
 
 int lvm_engine_wait_filled(struct lvm_engine *e, int timeout_ms)
@@ -411,9 +232,9 @@ int lvm_engine_stop(struct lvm_engine *e)
 	for (unsigned i = 0; i < e->nthreads; i++)
 		pthread_join(e->threads[i], NULL);
 	e->nthreads = 0;
-	if (e->fill_running)
-		pthread_join(e->fill_thread, NULL);
-	e->fill_running = false;
+	pthread_mutex_lock(&e->hotplug_lock);	/* an add may be restarting the fill */
+	engine_fill_join(e);
+	pthread_mutex_unlock(&e->hotplug_lock);
 	e->started = false;
 	return 0;
 }
@@ -423,12 +244,7 @@ void lvm_engine_destroy(struct lvm_engine *e)
 	if (!e)
 		return;
 	lvm_engine_stop(e);
-	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
-		if (r->mem && !atomic_load(&r->gone) && e->uffd >= 0)
-			uffd_unregister(e->uffd, atomic_load(&r->base), r->size);
-		free((void *)r->state);
-	}
+	engine_regions_free(e);
 	for (unsigned i = 0; e->workers && i < e->nworkers; i++)
 		worker_free(e->workers[i]);
 	free(e->workers);
@@ -444,6 +260,9 @@ void lvm_engine_destroy(struct lvm_engine *e)
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->err_lock);
 	pthread_mutex_destroy(&e->supply_lock);
+	pthread_mutex_destroy(&e->process_lock);
+	pthread_mutex_destroy(&e->hotplug_lock);
+	pthread_rwlock_destroy(&e->regions_lock);
 	pthread_cond_destroy(&e->cond);
 	free(e);
 }
@@ -467,9 +286,11 @@ int lvm_engine_stats(struct lvm_engine *e, struct lvm_stats *out)
 	s->unmap_events = atomic_load(&e->st.unmap_events);
 	s->remap_events = atomic_load(&e->st.remap_events);
 	s->eagain_retries = atomic_load(&e->st.eagain_retries);
+	pthread_rwlock_rdlock(&e->regions_lock);
 	for (unsigned i = 0; i < e->nregions; i++)
-		s->pages_total += e->regions[i].npages;
+		s->pages_total += e->regions[i]->npages;
 	s->pages_present = s->pages_total - atomic_load(&e->unresolved);
+	pthread_rwlock_unlock(&e->regions_lock);
 	histogram_summary(&e->fault_lat, &s->fault_latency);
 	return abi_copy_out(out, &st, sizeof(st), ABI_SIZE_TO(struct lvm_stats, fault_latency));
 }

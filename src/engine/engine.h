@@ -7,6 +7,7 @@
  *   install.c  claiming pages, COPY/CONTINUE/ZEROPAGE/POISON   (uses events)
  *   loop.c     serving a fault, handler and fill threads     (uses install)
  *   api.c      the public lifecycle in lazyvm.h                 (uses loop)
+ *   regions.c  adding/removing regions, supply/fail by source range (ditto)
  *
  * Each has its own header (events.h, install.h, loop.h) declaring what the
  * files above it may call.
@@ -56,16 +57,18 @@ enum page_state {
 	PG_GONE,
 };
 
-#define ENGINE_MAX_REGIONS 64
+#define ENGINE_MAX_PAGE (2u << 20)	/* the biggest page of any backing (hugetlb) */
 #define ENGINE_MAX_FAULTS 1024	/* per thread queue; > any number of vCPUs */
 
 struct region {
+	uint64_t id;		/* what add_* returned; never reused */
 	_Atomic uint64_t base;	/* address in the faulting mm (REMAP moves it) */
 	uint64_t size;
 	uint64_t npages;
 	size_t psz;
 	unsigned pshift;
 	struct lvm_mem *mem;	/* NULL: another process's memory (remote) */
+	struct lvm_mem *own_mem;	/* add_range's wrapper, freed with the region */
 	uint8_t *alias;		/* MINOR: second mapping we write content through */
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
 	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
@@ -95,9 +98,10 @@ struct worker {
 	bool prefetching;	/* the fill thread, on the prefetch list: its counter */
 };
 
-/* A range lvm_engine_prefetch() queued: pages [lo, hi) of region r. */
+/* A range lvm_engine_prefetch() queued: pages [lo, hi) of region id (by
+ * id, not pointer: the region may be removed before the fill gets there). */
 struct prefetch_range {
-	struct region *r;
+	uint64_t id;
 	uint64_t lo, hi;
 };
 
@@ -105,8 +109,20 @@ struct lvm_engine {
 	struct lvm_engine_opts opts;
 	int uffd;
 	uint64_t features;
-	struct region regions[ENGINE_MAX_REGIONS];
-	unsigned nregions;
+	/*
+	 * The region table, in the order regions were added (ids ascending).
+	 * Anyone who looks at a region holds regions_lock for reading for as
+	 * long as it uses the pointer: the handler for one batch, the fill for
+	 * one chunk, supply() for its call.  Adding and removing take it for
+	 * writing, so a removed region is never in use when it is freed.  Taken
+	 * before mm_lock, never after; readers may nest (glibc's default
+	 * reader-preferring rwlock: a source's get() may call supply()).
+	 */
+	pthread_rwlock_t regions_lock;
+	struct region **regions;
+	unsigned nregions, regions_cap;
+	uint64_t next_region_id;
+	pthread_mutex_t hotplug_lock;	/* one add/remove at a time (fill restart) */
 	size_t max_unit;	/* largest single fetch (fault-around or fill chunk) */
 	uint8_t *zero_buf;	/* max_unit bytes of zeros (read-only anon map) */
 
@@ -115,9 +131,12 @@ struct lvm_engine {
 	struct worker **workers;
 	unsigned nthreads;
 	unsigned nworkers;
-	pthread_mutex_t supply_lock;	/* one supplier at a time uses workers[n+1] */
+	struct worker *fill_worker, *supply_worker, *process_worker;
+	pthread_mutex_t supply_lock;	/* one supplier at a time uses supply_worker */
 	pthread_t fill_thread;
 	bool fill_running;
+	_Atomic bool fill_finished;	/* set under regions_lock: no region left */
+	pthread_mutex_t process_lock;	/* one lvm_engine_process() at a time */
 	struct prefetch_range *prefetch;	/* queued before start, in order */
 	size_t nprefetch, prefetch_cap;
 	bool started;

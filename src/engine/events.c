@@ -65,7 +65,7 @@ void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
 struct region *engine_region_of(struct lvm_engine *e, uint64_t addr)
 {
 	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
+		struct region *r = e->regions[i];
 		uint64_t base = atomic_load(&r->base);
 		if (addr >= base && addr - base < r->size)
 			return r;
@@ -78,7 +78,7 @@ static void for_pages_in(struct lvm_engine *e, uint64_t start, uint64_t end,
 			 void (*fn)(struct lvm_engine *, struct region *, uint64_t, uint64_t))
 {
 	for (unsigned i = 0; i < e->nregions; i++) {
-		struct region *r = &e->regions[i];
+		struct region *r = e->regions[i];
 		uint64_t base = atomic_load(&r->base);
 		uint64_t lo = start > base ? start : base;
 		uint64_t hi = end < base + r->size ? end : base + r->size;

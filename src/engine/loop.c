@@ -151,13 +151,21 @@ void *engine_handler_thread(void *arg)
 	struct lvm_engine *e = w->e;
 
 	thread_set_latency_critical();	/* a faulting vCPU waits for us */
-	while (handler_wait(e)) {
-		atomic_fetch_add(&e->demand_active, 1);
-		engine_drain_events(e, w);
-		engine_serve_queued(w);
-		demand_done(e);
-	}
+	while (handler_wait(e))
+		engine_serve_pending(w);
 	return NULL;
+}
+
+int engine_serve_pending(struct worker *w)
+{
+	struct lvm_engine *e = w->e;
+	atomic_fetch_add(&e->demand_active, 1);
+	pthread_rwlock_rdlock(&e->regions_lock);
+	int n = engine_drain_events(e, w);
+	engine_serve_queued(w);
+	pthread_rwlock_unlock(&e->regions_lock);
+	demand_done(e);
+	return n;
 }
 
 /* ---- background fill ------------------------------------------------------ */
@@ -186,46 +194,106 @@ static void fill_wait_first_fault(struct lvm_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* Install every MISSING page of [lo, hi) of r, a fill chunk at a time,
- * letting demand faults go first. */
-static void fill_range(struct worker *w, struct region *r, uint64_t lo, uint64_t end)
+/* Where the fill is: a region id and a page in it.  The region is looked
+ * up again for every chunk: it may have been removed in between. */
+struct fill_cursor {
+	uint64_t id, page;
+};
+
+/* Under regions_lock: the region the cursor is in, else the next one (from
+ * page 0); NULL when none is left, and then fill_finished is set under the
+ * same lock, so a region added after this is seen by its adder (engine.h). */
+static struct region *fill_next_region(struct lvm_engine *e, struct fill_cursor *c)
+{
+	for (unsigned i = 0; i < e->nregions; i++) {
+		struct region *r = e->regions[i];
+		if (r->id < c->id)
+			continue;
+		if (r->id > c->id)
+			*c = (struct fill_cursor){ r->id, 0 };
+		if (c->page < r->npages && !atomic_load(&r->gone))
+			return r;
+		*c = (struct fill_cursor){ r->id + 1, 0 };
+	}
+	atomic_store(&e->fill_finished, true);
+	return NULL;
+}
+
+/* Fill one chunk of r from *page on (the first MISSING page there), below
+ * page end. */
+static void fill_chunk(struct worker *w, struct region *r, uint64_t *page, uint64_t end)
 {
 	struct lvm_engine *e = w->e;
 	size_t chunk = e->opts.fill_chunk ? e->opts.fill_chunk : ENGINE_DEFAULT_FILL_CHUNK;
 	uint64_t span = chunk > r->psz ? chunk >> r->pshift : 1;
 	uint64_t piece = FILL_PIECE > r->psz ? FILL_PIECE >> r->pshift : 1;
+	uint64_t p = *page;
 
-	for (uint64_t p = lo; p < end && !atomic_load(&e->stopping); ) {
-		if (atomic_load(&r->gone))
-			return;
+	while (p < end && page_get(r, p) != PG_MISSING)
+		p++;
+	*page = p;
+	struct run run;
+	uint64_t hi = p + span < end ? p + span : end;
+	if (p >= end || !engine_claim_run(e, r, p, p, hi, &run))
+		return;	/* done, or a fault claimed it first: look again */
+	*page = run.hi;
+	const void *data;
+	int ret = engine_fetch(w, &run, &data);
+	if (ret == LVM_SOURCE_PENDING)
+		return;
+	if (ret < 0) {
+		engine_fail_run(e, w, &run, ret, "background fill: reading the source");
+		return;
+	}
+	for (uint64_t a = run.lo; a < run.hi; a += piece) {
+		struct run sub = { r, a, a + piece < run.hi ? a + piece : run.hi };
+		const uint8_t *src = ret == LVM_SOURCE_ZERO ? NULL :
+			(const uint8_t *)data + ((a - run.lo) << r->pshift);
+		engine_install(w, &sub, src, true);
+		engine_serve_queued(w);	/* faults we drained on EAGAIN */
+	}
+}
+
+/* Under regions_lock: the region with that id, NULL once it was removed. */
+static struct region *region_by_id(struct lvm_engine *e, uint64_t id)
+{
+	for (unsigned i = 0; i < e->nregions; i++)
+		if (e->regions[i]->id == id)
+			return e->regions[i];
+	return NULL;
+}
+
+/* One range of the prefetch list, a chunk per hold of regions_lock. */
+static void fill_prefetch_range(struct worker *w, const struct prefetch_range *pr)
+{
+	struct lvm_engine *e = w->e;
+	for (uint64_t page = pr->lo; !atomic_load(&e->stopping); ) {
 		fill_yield_to_demand(e);
-		if (page_get(r, p) != PG_MISSING) {
-			p++;
-			continue;
-		}
-		struct run run;
-		uint64_t hi = p + span < end ? p + span : end;
-		if (!engine_claim_run(e, r, p, p, hi, &run))
-			continue;
-		const void *data;
-		int ret = engine_fetch(w, &run, &data);
-		if (ret == LVM_SOURCE_PENDING) {
-			p = run.hi;
-			continue;
-		}
-		if (ret < 0) {
-			engine_fail_run(e, w, &run, ret, "background fill: reading the source");
-			p = run.hi;
-			continue;
-		}
-		for (uint64_t a = run.lo; a < run.hi; a += piece) {
-			struct run sub = { r, a, a + piece < run.hi ? a + piece : run.hi };
-			const uint8_t *src = ret == LVM_SOURCE_ZERO ? NULL :
-				(const uint8_t *)data + ((a - run.lo) << r->pshift);
-			engine_install(w, &sub, src, true);
-			engine_serve_queued(w);	/* faults we drained on EAGAIN */
-		}
-		p = run.hi;
+		pthread_rwlock_rdlock(&e->regions_lock);
+		struct region *r = region_by_id(e, pr->id);
+		bool more = r && page < pr->hi && !atomic_load(&r->gone);
+		if (more)
+			fill_chunk(w, r, &page, pr->hi);
+		pthread_rwlock_unlock(&e->regions_lock);
+		if (!more)
+			return;
+	}
+}
+
+/* Everything still missing, region by region in the order they were added. */
+static void fill_everything(struct worker *w)
+{
+	struct lvm_engine *e = w->e;
+	struct fill_cursor c = { 0, 0 };
+	while (!atomic_load(&e->stopping)) {
+		fill_yield_to_demand(e);
+		pthread_rwlock_rdlock(&e->regions_lock);
+		struct region *r = fill_next_region(e, &c);
+		if (r)
+			fill_chunk(w, r, &c.page, r->npages);
+		pthread_rwlock_unlock(&e->regions_lock);
+		if (!r)
+			return;
 	}
 }
 
@@ -234,13 +302,13 @@ static void fill_range(struct worker *w, struct region *r, uint64_t lo, uint64_t
  * the guest touched it), at once: it is meant to be ahead of the vCPUs.
  * Then, with background_fill, everything else in address order.
  */
-void *engine_fill_thread(void *arg)
+static void *engine_fill_thread(void *arg)
 {
 	struct worker *w = arg;
 	struct lvm_engine *e = w->e;
 	w->prefetching = true;
 	for (size_t i = 0; i < e->nprefetch && !atomic_load(&e->stopping); i++)
-		fill_range(w, e->prefetch[i].r, e->prefetch[i].lo, e->prefetch[i].hi);
+		fill_prefetch_range(w, &e->prefetch[i]);
 	w->prefetching = false;
 	if (!e->opts.background_fill)
 		return NULL;
@@ -249,7 +317,27 @@ void *engine_fill_thread(void *arg)
 	if (e->nprefetch)
 		thread_set_bulk();
 	fill_wait_first_fault(e);
-	for (unsigned i = 0; i < e->nregions && !atomic_load(&e->stopping); i++)
-		fill_range(w, &e->regions[i], 0, e->regions[i].npages);
+	fill_everything(w);
 	return NULL;
+}
+
+int engine_fill_start(struct lvm_engine *e)
+{
+	int ret = -pthread_create(&e->fill_thread, NULL, engine_fill_thread, e->fill_worker);
+	e->fill_running = !ret;
+	return ret;
+}
+
+void engine_fill_join(struct lvm_engine *e)
+{
+	if (e->fill_running)
+		pthread_join(e->fill_thread, NULL);
+	e->fill_running = false;
+}
+
+void engine_fill_restart(struct lvm_engine *e)
+{
+	engine_fill_join(e);
+	if (!atomic_load(&e->stopping) && engine_fill_start(e))
+		engine_record_error(e, 0, "could not restart the background fill");
 }

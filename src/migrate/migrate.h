@@ -54,9 +54,14 @@ struct mig_src_vm {
 	int (*save_state)(void *ctx, void **blob, size_t *len);
 };
 
+/* precopy_rounds: estimate the dirty rate and stop when another round
+ * would not shrink what remains by a quarter (at most MIG_AUTO_MAX_ROUNDS). */
+#define MIG_PRECOPY_AUTO (~0u)
+#define MIG_AUTO_MAX_ROUNDS 16
+
 struct mig_src_opts {
 	const char *addr;		/* destination host:port */
-	unsigned precopy_rounds;
+	unsigned precopy_rounds;	/* or MIG_PRECOPY_AUTO */
 	unsigned recover_timeout_s;	/* give up reconnecting after this; 0 = 60 */
 	unsigned vcpus;			/* told to the destination (0: memory only) */
 	const struct mig_key *auth_key;	/* --auth-psk (NULL: none) */

@@ -41,7 +41,7 @@ struct mig_src {
 	_Atomic uint8_t *sent;		/* per unit: the destination has (or gets) it */
 	_Atomic uint8_t *dirty;		/* per WP chunk: written since last sent */
 	size_t chunk;
-	struct wp_tracker *wp;
+	struct lvm_wp *wp;
 	pthread_t req_thread;
 	bool req_running;
 	_Atomic bool req_broken;
@@ -319,30 +319,58 @@ static int src_end_round(struct mig_src *s)
 	return ret;
 }
 
+/* Chunks written since they were last sent (the set a next round sends). */
+static uint64_t src_dirty_chunks(struct mig_src *s, uint64_t nchunks)
+{
+	uint64_t n = 0;
+	for (uint64_t c = 0; c < nchunks; c++)
+		n += atomic_load(&s->dirty[c]);
+	return n;
+}
+
+/*
+ * --precopy-rounds auto: another round pays only if it shrinks what is left
+ * for post-copy.  What a round sent was dirtied again, during it, at the
+ * guest's rate; when that is still 3/4 of what it sent (the guest dirties
+ * about as fast as we send), or it is small already, switch to post-copy.
+ */
+static bool src_auto_converged(struct mig_src *s, unsigned round, uint64_t sent,
+			       uint64_t nchunks)
+{
+	uint64_t dirty = src_dirty_chunks(s, nchunks);
+	return round >= MIG_AUTO_MAX_ROUNDS || dirty * 4 >= sent * 3 ||
+	       dirty * s->chunk <= (4u << 20);
+}
+
 static int src_precopy(struct mig_src *s)
 {
 	if (!s->o->precopy_rounds)
 		return 0;
+	bool autor = s->o->precopy_rounds == MIG_PRECOPY_AUTO;
 	uint64_t nchunks = (s->lim.mem_size + s->chunk - 1) / s->chunk, upc = units_per_chunk(s);
-	int ret = wp_tracker_start(s->mem, s->chunk, src_first_write, s, &s->wp);
+	int ret = lvm_wp_start(s->mem, s->chunk, src_first_write, s, &s->wp);
 	if (ret)
 		return src_fail(s, ret, "write-protect tracking for pre-copy: %s", strerror(-ret));
-	for (unsigned round = 1; round <= s->o->precopy_rounds; round++) {
+	for (unsigned round = 1; autor || round <= s->o->precopy_rounds; round++) {
+		uint64_t sent = 0;
 		for (uint64_t c = 0; c < nchunks; c++) {
 			if (round > 1) {	/* only what was written since */
 				if (!atomic_exchange(&s->dirty[c], 0))
 					continue;
-				if ((ret = wp_tracker_protect(s->wp, c)))
+				if ((ret = lvm_wp_protect(s->wp, c)))
 					return src_fail(s, ret, "re-protecting: %s", strerror(-ret));
 			}
 			uint64_t u = c * upc, n = u + upc > s->nunits ? s->nunits - u : upc;
 			if ((ret = src_send_units(s, s->main_fd, u, n)))
 				return src_fail(s, ret, "pre-copy round %u: %s", round, strerror(-ret));
 			s->st.pages_precopy += n;
+			sent++;
 		}
 		if ((ret = src_end_round(s)))
 			return src_fail(s, ret, "pre-copy round %u: %s", round, s->why);
 		s->st.precopy_rounds = round;
+		if (autor && src_auto_converged(s, round, sent, nchunks))
+			break;
 	}
 	return 0;
 }
@@ -604,7 +632,7 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	else if (s.bar.drawn)
 		fputc('\n', stderr);
 	if (s.wp)
-		wp_tracker_stop(s.wp);
+		lvm_wp_stop(s.wp);
 	if (ret)	/* every failure is reported, even one without context */
 		src_fail(&s, ret, "%s", strerror(-ret));
 	if (!gone) {

@@ -10,11 +10,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "snapshot/memfile.h"
+#include "snapshot/snapshot.h"
 #include "snapshot/zstd.h"
 #include "util/crc32c.h"
+#include "util/errmsg.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22	/* Linux 5.14 */
@@ -238,4 +242,18 @@ int snapshot_memory_file_source(const char *path, struct lvm_source **out, char 
 	ret = snap_memfile_source(m, out);
 	snap_memfile_put(m);	/* the source holds its own reference */
 	return ret;
+}
+
+int lvm_source_snapshot_open(const char *path, struct lvm_source **out)
+{
+	char err[256] = "", file[4096];
+	struct stat st;
+	if (!path || !out)
+		return errmsg_publish(-EINVAL, "lvm_source_snapshot_open: no path");
+	/* A directory is a snapshot: its memory is DIR/memory. */
+	if (!stat(path, &st) && S_ISDIR(st.st_mode) &&
+	    (size_t)snprintf(file, sizeof(file), "%s/memory", path) < sizeof(file))
+		path = file;
+	int ret = snapshot_memory_file_source(path, out, err, sizeof(err));
+	return errmsg_publish(ret, err);
 }

@@ -124,11 +124,27 @@ static void push_fail(struct push_job *j, int err, const char *msg)
 	pthread_mutex_unlock(&j->err_lock);
 }
 
-/* A diff's clean chunk keeps the base's hash without being read. */
+static bool hashset_has(struct hashset *h, const uint8_t k[SHA256_LEN])
+{
+	uint64_t i;
+	memcpy(&i, k, sizeof(i));
+	pthread_mutex_lock(&h->lock);
+	for (i &= h->cap - 1; h->used[i]; i = (i + 1) & (h->cap - 1))
+		if (!memcmp(h->slot[i], k, SHA256_LEN))
+			break;
+	bool has = h->used[i];
+	pthread_mutex_unlock(&h->lock);
+	return has;
+}
+
+/* A diff's clean chunk keeps the base's hash without being read, when the
+ * destination has that chunk (else it is read and uploaded like any). */
 static bool push_from_base(struct push_job *j, uint64_t i)
 {
 	const struct store_push_opts *o = j->o;
 	if (!o->base || o->dirty[i])
+		return false;
+	if (o->base->present[i] && !hashset_has(&j->known, o->base->hash[i]))
 		return false;
 	if (o->base->present[i])
 		manifest_set(j->m, i, o->base->hash[i]);

@@ -111,4 +111,23 @@ const struct chunk_fetch_stats *store_source_stats(const struct store_source *h)
 bool store_source_chunk_loaded(const struct store_source *h, uint64_t idx);
 const struct manifest *store_source_manifest(const struct store_source *h);
 
+/* ---- diff snapshots (diff.c) ---- */
+struct store_diff_opts {
+	const uint8_t *mem;		/* guest memory (the VM paused) */
+	uint64_t size;
+	size_t page_size;
+	/* Was the page at guest offset off installed (fetched)?  Never faults. */
+	bool (*is_present)(void *ctx, uint64_t off);
+	void *ctx;
+	struct lvm_source *base;	/* B's memory (the restore's source) */
+	const struct manifest *base_manifest;
+	bool copy;			/* compose dirty chunks now (live snapshot) */
+};
+
+/* A source over the VM's memory as it is, and which of B's chunks are dirty
+ * (have a fetched page); both valid until the source is destroyed.  For
+ * store_push with .base = base_manifest, .dirty = *dirty. */
+int store_diff_create(const struct store_diff_opts *o, struct lvm_source **out,
+		      const uint8_t **dirty, uint64_t *dirty_count);
+
 #endif

@@ -10,4 +10,8 @@
 int errmsg_set(char *err, size_t errlen, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* At the public boundary: a call that fails leaves its one line of context
+ * for lvm_last_error() in this thread (ret 0 clears it).  Returns ret. */
+int errmsg_publish(int ret, const char *msg);
+
 #endif

@@ -10,4 +10,5 @@ sym##_end:
 	.section .rodata.lazyvm_guests, "a"
 GUEST_IMAGE(guest_image_workload, "guests/workload.bin")
 GUEST_IMAGE(guest_image_boot_like, "guests/boot-like.bin")
+GUEST_IMAGE(guest_image_dirty, "guests/dirty.bin")
 	.section .note.GNU-stack, "", @progbits

@@ -13,6 +13,7 @@
 
 extern const uint8_t guest_image_workload_start[], guest_image_workload_end[];
 extern const uint8_t guest_image_boot_like_start[], guest_image_boot_like_end[];
+extern const uint8_t guest_image_dirty_start[], guest_image_dirty_end[];
 
 struct guest_image {
 	const char *name;
@@ -22,9 +23,10 @@ struct guest_image {
 static const struct guest_image guest_images[] = {
 	{ "workload", guest_image_workload_start, guest_image_workload_end },
 	{ "boot-like", guest_image_boot_like_start, guest_image_boot_like_end },
+	{ "dirty", guest_image_dirty_start, guest_image_dirty_end },
 };
 
-const char *const vmm_guest_names[] = { "workload", "boot-like", NULL };
+const char *const vmm_guest_names[] = { "workload", "boot-like", "dirty", NULL };
 
 static const struct guest_image *guest_find(const char *name)
 {
@@ -50,7 +52,7 @@ int vmm_load_guest(struct vmm *vm, char *err, size_t errlen)
 {
 	const struct guest_image *g = guest_find(vm->guest);
 	if (!g) {
-		snprintf(err, errlen, "unknown guest '%s' (workload, boot-like)", vm->guest);
+		snprintf(err, errlen, "unknown guest '%s' (workload, boot-like, dirty)", vm->guest);
 		return -ENOENT;
 	}
 	size_t len = (size_t)(g->end - g->start);
@@ -62,6 +64,7 @@ int vmm_load_guest(struct vmm *vm, char *err, size_t errlen)
 		.vcpus = vm->nvcpus,
 		.prefix = VMM_BOOTLIKE_PREFIX,
 		.fill = vm->fill_pages,
+		.tsc_khz = vcpu_tsc_khz(&vm->vcpus[0]),
 	};
 	int ret = len > GUEST_CODE_MAX ? -EFBIG : x86_write_tables(vm);
 	if (!ret)

@@ -20,6 +20,11 @@ int restore_share_prepare(const char *dir, const struct vm_restore_opts *o, uint
 {
 	char path[4096];
 	uint64_t id;
+	if (o->memory_source && !o->memory_file) {
+		snprintf(err, errlen, "--share: the memory must be DIR/memory or --memory-file "
+			 "(not yet a chunk store)");
+		return -EINVAL;
+	}
 	if (o->eager || o->uffd_socket) {
 		snprintf(err, errlen, "--share serves memory lazily from the shared cache; "
 			 "--eager and --uffd-socket do not apply");

@@ -48,6 +48,7 @@ struct vm_restore {
 	struct timeline *tl;
 	struct restore_ws ws;	/* --record-ws / --prefetch */
 	uint64_t guest_done_ns;
+	bool started;		/* vm_restore_start done */
 	const char *dir;
 	struct restore_share share;
 	unsigned share_sync;
@@ -420,8 +421,8 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
 	rs->tl = o->timeline;
-	rs->src = o->memory_source;
 	rs->dir = dir;
+	rs->src = o->memory_source;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
 		ret = restore_ws_open(&rs->ws, dir, rs->meta_mem, o, !rs->eager, err, errlen);
@@ -435,14 +436,23 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	return 0;
 }
 
-int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
+int vm_restore_start(struct vm_restore *rs, char *err, size_t errlen)
 {
 	int ret = vmm_start(rs->vm);
+	rs->started = true;
 	timeline_mark(rs->tl, "vcpu_threads_start");
 	if (ret && ret != -EIO) {	/* -EIO: already stopped; vmm_wait says why */
 		snprintf(err, errlen, "starting vCPUs: %s", strerror(-ret));
 		return ret;
 	}
+	return 0;
+}
+
+int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen)
+{
+	int ret = rs->started ? 0 : vm_restore_start(rs, err, errlen);
+	if (ret)
+		return ret;
 	ret = vmm_wait(rs->vm, err, errlen);
 	if (!ret)
 		rs->guest_done_ns = mono_now_ns();
@@ -501,4 +511,27 @@ void vm_restore_close(struct vm_restore *rs)
 	restore_share_close(&rs->share);	/* after the VM: nothing maps it now */
 	hugetlb_release(&rs->res);
 	free(rs);
+}
+
+struct lvm_engine *vm_restore_engine(struct vm_restore *rs)
+{
+	return rs->e;
+}
+
+struct lvm_source *vm_restore_source(struct vm_restore *rs)
+{
+	return rs->src;
+}
+
+int vm_restore_info(struct vm_restore *rs, struct vm_snapshot_info *info, char *guest,
+		    size_t guestlen)
+{
+	char err[128];
+	int ret = snapshot_meta_get(rs->r, "guest", guest, guestlen);
+	if (!ret)
+		ret = meta_u64(rs->r, "seed", &info->seed, err, sizeof(err));
+	if (!ret)
+		ret = meta_u64(rs->r, "iterations", &info->iterations, err, sizeof(err));
+	info->guest = guest;
+	return ret;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/wp.h"
 #include "snapshot/snapshot.h"
@@ -115,13 +116,13 @@ int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 {
 	struct lvm_mem *mem = vmm_mem(vm);
 	struct live_ctx l = { .base = lvm_mem_addr(mem), .chunk = vm_snapshot_chunk(vm) };
-	struct wp_tracker *t = NULL;
+	struct lvm_wp *t = NULL;
 	vmm_pause(vm);
 	int ret = vm_snapshot_begin(vm, dir, info, &l.w, err, errlen);
 	if (ret)
 		return ret;
 	progress_init(&l.p, "live snapshot", lvm_mem_size(mem));
-	ret = wp_tracker_start(mem, l.chunk, live_first_write, &l, &t);
+	ret = lvm_wp_start(mem, l.chunk, live_first_write, &l, &t);
 	vmm_resume(vm);
 	if (ret) {
 		snapshot_writer_abort(l.w);
@@ -129,14 +130,62 @@ int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 			 lvm_backing_name(lvm_mem_backing(mem)), strerror(-ret));
 		return ret;
 	}
-	uint64_t chunks = wp_tracker_chunks(t);
+	uint64_t chunks = lvm_wp_chunks(t);
 	for (uint64_t c = 0; c < chunks && !ret; c++) {
-		int r = wp_tracker_take(t, c);
+		int r = lvm_wp_take(t, c);
 		ret = r < 0 ? r : 0;
 	}
-	wp_tracker_stop(t);
+	lvm_wp_stop(t);
 	progress_done(&l.p);
 	if (!ret)
 		ret = atomic_load(&l.err);
 	return vm_snapshot_finish(l.w, ret, dir, err, errlen);
+}
+
+/*
+ * The state file alone, for a snapshot whose memory goes elsewhere (a diff
+ * snapshot into a chunk store).  The writer always writes both files, so
+ * it gets memory that is all zero chunks (elided: nothing is read from the
+ * guest) in a private temp dir, and only DIR/state is kept.
+ */
+int vm_snapshot_state(struct vmm *vm, const struct vm_snapshot_info *info, uint8_t **state,
+		      size_t *len, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/lazyvm-state.XXXXXX", path[64];
+	if (!mkdtemp(dir)) {
+		snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+		return -errno;
+	}
+	struct snap_writer *w = NULL;
+	int ret = vm_snapshot_begin(vm, dir, info, &w, err, errlen);
+	uint32_t cs = vm_snapshot_chunk(vm);
+	uint8_t *zero = ret ? NULL : calloc(1, cs);
+	uint64_t n = (lvm_mem_size(vmm_mem(vm)) + cs - 1) / cs;
+	if (!ret && !zero)
+		ret = -ENOMEM;
+	for (uint64_t i = 0; i < n && !ret; i++)
+		ret = snapshot_mem_chunk(w, i, zero);
+	free(zero);
+	if (w)
+		ret = vm_snapshot_finish(w, ret, dir, err, errlen);
+	snprintf(path, sizeof(path), "%s/state", dir);
+	if (!ret) {
+		FILE *f = fopen(path, "rb");
+		long sz = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1;
+		*state = sz > 0 ? malloc((size_t)sz) : NULL;
+		if (!*state || fseek(f, 0, SEEK_SET) || fread(*state, 1, (size_t)sz, f) != (size_t)sz) {
+			free(*state);
+			*state = NULL;
+			ret = -EIO;
+			snprintf(err, errlen, "reading back %s", path);
+		}
+		*len = (size_t)sz;
+		if (f)
+			fclose(f);
+	}
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	unlink(path);
+	rmdir(dir);
+	return ret;
 }

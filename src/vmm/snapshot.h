@@ -36,6 +36,11 @@ int vm_snapshot_take(struct vmm *vm, const char *dir, const struct vm_snapshot_i
 int vm_snapshot_live(struct vmm *vm, const char *dir, const struct vm_snapshot_info *info,
 		     char *err, size_t errlen);
 
+/* The state file of a snapshot of vm (paused) without its memory: what a
+ * chunk-store snapshot keeps as NAME/state.  *state malloc'd. */
+int vm_snapshot_state(struct vmm *vm, const struct vm_snapshot_info *info, uint8_t **state,
+		      size_t *len, char *err, size_t errlen);
+
 /* ---- restore ---- */
 
 /* --prefetch: what a lazy restore loads ahead of the vCPUs (docs/prefetch.md). */
@@ -101,6 +106,9 @@ struct vmm *vm_restore_vmm(struct vm_restore *rs);
 enum lvm_backing vm_restore_backing(const struct vm_restore *rs);
 /* "missing", "minor" or "eager" (also when gmem had to fall back). */
 const char *vm_restore_mode(const struct vm_restore *rs);
+/* Start the vCPUs only (then vm_restore_run waits for the end), for a
+ * caller that acts on the running VM first (a snapshot of it). */
+int vm_restore_start(struct vm_restore *rs, char *err, size_t errlen);
 /* Run to the end.  -EIO: the VM stopped (err says why); -EBADMSG when a page
  * could not be served from the snapshot. */
 int vm_restore_run(struct vm_restore *rs, char *err, size_t errlen);
@@ -121,5 +129,12 @@ void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out)
 /* Memory use of the guest (smaps), sampled now (--share-sync: with its peers). */
 int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out);
 void vm_restore_close(struct vm_restore *rs);
+/* For a snapshot of the restored VM: its engine and memory source (NULL
+ * when eager or served over --uffd-socket), and the guest metadata of the
+ * snapshot it came from (guest names up to guestlen bytes). */
+struct lvm_engine *vm_restore_engine(struct vm_restore *rs);
+struct lvm_source *vm_restore_source(struct vm_restore *rs);
+int vm_restore_info(struct vm_restore *rs, struct vm_snapshot_info *info, char *guest,
+		    size_t guestlen);
 
 #endif

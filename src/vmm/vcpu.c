@@ -94,6 +94,12 @@ void vcpu_destroy(struct vcpu *v)
 	v->fd = -1;
 }
 
+uint64_t vcpu_tsc_khz(struct vcpu *v)
+{
+	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	return khz > 0 ? (uint64_t)khz : 0;
+}
+
 void vcpu_kick(struct vcpu *v)
 {
 	if (!v->run)

@@ -67,6 +67,8 @@ uint64_t vmm_now_ns(void);
 int vcpu_create(struct vmm *vm, unsigned idx, char *err, size_t errlen);
 void vcpu_destroy(struct vcpu *v);
 void vcpu_kick(struct vcpu *v);
+/* The vCPU's TSC frequency in kHz (KVM_GET_TSC_KHZ), 0 if unknown. */
+uint64_t vcpu_tsc_khz(struct vcpu *v);
 int vcpu_start_thread(struct vcpu *v);
 int vmm_kick_signal(void);
 int vcpu_install_kick_handler(void);
