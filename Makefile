@@ -123,6 +123,7 @@ $(LIB_SO): $(LIB_OBJS) lazyvm.map
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -Wl,--version-script=lazyvm.map \
 	  -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDLIBS)
+	$(Q)ln -sf liblazyvm.so $(BUILD)/liblazyvm.so.0	# the soname, for programs run from the tree
 
 $(VMM_A): $(VMM_OBJS)
 $(MIG_A): $(MIG_OBJS)
@@ -191,18 +192,30 @@ demo: all
 bench: all
 	@echo "benchmarks built in $(BUILD)/bench/; run them one by one (see bench/README.md)"
 
-# The library's C sources are recompiled with the fuzzer's instrumentation;
-# its assembly (the embedded guest images) is linked as built.
+# The library's C sources are compiled once with the fuzzer's instrumentation
+# (into $(BUILD)/fuzz-obj, so `make -j2 fuzz` builds them in parallel) and
+# linked into every target; the assembly (the embedded guest images) is
+# linked as built.
 FUZZ_C_SRCS := $(LIB_SRCS) $(VMM_SRCS) $(MIG_OBJS:$(BUILD)/%.o=%.c) $(FC_OBJS:$(BUILD)/%.o=%.c) \
 	       $(STORE_SRCS) $(wildcard src/remote/*.c)
+FUZZ_OBJS   := $(FUZZ_C_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
+FUZZ_BINS   := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -Iguests -DLVM_FUZZING \
+	       $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD)
 LIB_ASM_OBJS := $(VMM_ASM:%.S=$(BUILD)/%.o)
-fuzz: $(LIB_ASM_OBJS)
-	@mkdir -p $(BUILD)/fuzz
-	$(Q)for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	  echo "  FUZZ    $$n"; \
-	  clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc -Iguests -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(FUZZ_C_SRCS) $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd) \
-	    $(if $(HAVE_ZSTD),-DLVM_HAVE_ZSTD) -DLVM_FUZZING || exit 1; done
+fuzz: $(FUZZ_BINS)
+.PRECIOUS: $(BUILD)/fuzz-obj/%.o
+
+$(BUILD)/fuzz-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  FUZZCC  $<" || true
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_OBJS) $(LIB_ASM_OBJS)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  FUZZ    $*" || true
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) \
+	  $(LIB_ASM_OBJS) -pthread -lm $(if $(HAVE_ZSTD),-lzstd)
 
 check-gmem: all
 	sh tools/check-gmem.sh $(abspath $(BUILD))

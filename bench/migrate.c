@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "migrate-cli.h"
 #include "../tests/vmtest.h"
 
 #define MAX_REPEATS 32
@@ -35,7 +36,7 @@
 #define SEED 3
 #define ITERS_PER_MIB 80000ull	/* the guest stays busy for seconds after the start */
 
-static char cli[4096], tmp[] = "/tmp/lazyvm-bench-migrate.XXXXXX";
+static char tmp[] = "/tmp/lazyvm-bench-migrate.XXXXXX";
 
 /* ---- the baseline: raw TCP request/response ------------------------------ */
 
@@ -103,42 +104,6 @@ static void tcp_rtt(double *p50, double *p99)
 
 /* ---- one migration through the CLI ---------------------------------------- */
 
-static pid_t spawn(const char *const *args, const char *out, int ready_fd)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open("/dev/null", O_WRONLY);
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
-		    (ready_fd >= 0 && dup2(ready_fd, 3) < 0))
-			_exit(127);
-		execv(cli, (char *const *)args);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int reap(pid_t pid)
-{
-	int st;
-	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static double json_num(const char *buf, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	const char *p = strstr(buf, pat);
-	return p ? atof(p + strlen(pat)) : -1;
-}
-
-/* p50/p99 inside "remote_fault_us": {...}. */
-static double json_lat(const char *buf, const char *pct)
-{
-	const char *p = strstr(buf, "\"remote_fault_us\"");
-	return p ? json_num(p, pct) : -1;
-}
-
 struct sample {
 	double downtime_ms, total_ms, p50_us, p99_us, requested, pushed, precopy;
 	bool ok;
@@ -151,36 +116,24 @@ static void migrate_once(const char *mem, const char *iters, const char *rounds,
 	snprintf(dout, sizeof(dout), "%s/dst.out", tmp);
 	snprintf(sout, sizeof(sout), "%s/src.out", tmp);
 	snprintf(djson, sizeof(djson), "%s/dst.json", tmp);
-	int p[2];
-	if (pipe2(p, O_CLOEXEC))
-		exit(1);
-	const char *dargs[] = { cli, "migrate-recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
-				"--stats-json", djson, NULL };
-	pid_t d = spawn(dargs, dout, p[1]);
-	close(p[1]);
-	char port[32] = "", addr[64];
-	if (read(p[0], port, sizeof(port) - 1) <= 0) {
-		fprintf(stderr, "bench: migrate-recv did not start\n");
-		exit(1);
-	}
-	close(p[0]);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", atoi(port));
-	const char *sargs[] = { cli, "run", "--guest", "workload", "--mem", mem, "--seed", "3",
+	char addr[64];
+	pid_t d = bench_start_receiver(dout, djson, addr, sizeof(addr));
+	const char *sargs[] = { bench_cli, "run", "--guest", "workload", "--mem", mem, "--seed", "3",
 				"--iterations", iters, "--vcpus", "2", "--migrate-to", addr,
 				"--migrate-after-ms", "1000", "--precopy-rounds", rounds, NULL };
-	pid_t src = spawn(sargs, sout, -1);
-	int sst = reap(src), dst = reap(d);
+	pid_t src = bench_spawn(sargs, sout, -1);
+	int sst = bench_reap(src), dst = bench_reap(d);
 	uint64_t got = 0;
 	vmtest_slurp(dout, buf, sizeof(buf));
 	s->ok = !sst && !dst && vmtest_result(buf, &got) && got == want;
 	vmtest_slurp(djson, buf, sizeof(buf));
-	s->downtime_ms = json_num(buf, "downtime_ms");
-	s->total_ms = json_num(buf, "total_ms");
-	s->p50_us = json_lat(buf, "p50");
-	s->p99_us = json_lat(buf, "p99");
-	s->requested = json_num(buf, "pages_postcopy_request");
-	s->pushed = json_num(buf, "pages_postcopy_push");
-	s->precopy = json_num(buf, "pages_precopy");
+	s->downtime_ms = bench_json_num(buf, "downtime_ms");
+	s->total_ms = bench_json_num(buf, "total_ms");
+	s->p50_us = bench_json_lat(buf, "p50");
+	s->p99_us = bench_json_lat(buf, "p99");
+	s->requested = bench_json_num(buf, "pages_postcopy_request");
+	s->pushed = bench_json_num(buf, "pages_postcopy_push");
+	s->precopy = bench_json_num(buf, "pages_precopy");
 	unlink(dout);
 	unlink(sout);
 	unlink(djson);
@@ -200,16 +153,9 @@ int main(int argc, char **argv)
 			argv[0], MAX_REPEATS);
 		return 64;
 	}
-	const char *env = getenv("LAZYVM");
-	if (env) {
-		snprintf(cli, sizeof(cli), "%s", env);
-	} else {
-		char self[4096];
-		snprintf(self, sizeof(self), "%s", argv[0]);
-		snprintf(cli, sizeof(cli), "%s/../lazyvm", dirname(self));
-	}
-	if (access("/dev/kvm", R_OK | W_OK) || access(cli, X_OK) || !mkdtemp(tmp)) {
-		fprintf(stderr, "bench: needs /dev/kvm and the CLI at %s\n", cli);
+	bench_find_cli(argv[0]);
+	if (access("/dev/kvm", R_OK | W_OK) || access(bench_cli, X_OK) || !mkdtemp(tmp)) {
+		fprintf(stderr, "bench: needs /dev/kvm and the CLI at %s\n", bench_cli);
 		return 1;
 	}
 	char mem[32], iters[32];

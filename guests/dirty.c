@@ -66,8 +66,14 @@ static uint64_t run_steps(struct dirty *d, uint64_t steps, uint64_t khz)
 		uint64_t t = rdtsc();
 		if (t - prev > maxgap)
 			maxgap = t - prev;
-		while (khz && (t = rdtsc()) < start + (s + 1) * khz)
-			__asm__ volatile("pause");
+		uint64_t due = start + (s + 1) * khz;
+		while (khz && (t = rdtsc()) < due) {
+			uint64_t us = (due - t) * 1000 / khz;
+			if (us > 50)	/* sleep in the host, spin the last bit */
+				rt_mmio_write32(GUEST_IDLE, (uint32_t)(us - 20));
+			else
+				__asm__ volatile("pause");
+		}
 		prev = t;
 	}
 	return maxgap;

@@ -34,6 +34,10 @@
 #define GUEST_SERIAL		GUEST_MMIO_BASE		/* 8250 registers, THR first */
 #define GUEST_SERIAL_LSR	(GUEST_SERIAL + 5)
 #define GUEST_EXIT		(GUEST_MMIO_BASE + 0x100)	/* a vCPU writes here when done */
+/* A vCPU writes a u32 of microseconds (at most 1000) here to sleep that
+ * long: ring 3 has no hlt, and a guest that paces itself (dirty) should
+ * leave the CPU to the host as an idle guest under QEMU does. */
+#define GUEST_IDLE		(GUEST_MMIO_BASE + 0x200)
 
 #define GUEST_PARAMS_MAGIC	0x314d56797a614cull	/* "LazyVM1" */
 

@@ -12,6 +12,11 @@ static inline void rt_mmio_write8(uint64_t addr, uint8_t v)
 	__asm__ volatile("movb %0, (%1)" : : "q"(v), "r"(addr) : "memory");
 }
 
+static inline void rt_mmio_write32(uint64_t addr, uint32_t v)
+{
+	__asm__ volatile("movl %0, (%1)" : : "r"(v), "r"(addr) : "memory");
+}
+
 static inline void rt_puts(const char *s)
 {
 	while (*s)

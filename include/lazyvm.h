@@ -18,6 +18,13 @@
  * zero, else -E2BIG).  struct_size smaller than the first release's struct:
  * -EINVAL.
  *
+ * Signals.  The library installs no signal handler and changes no signal
+ * mask.  A page the engine cannot serve is poisoned (UFFDIO_POISON): the
+ * thread that touches it gets SIGBUS (BUS_MCEERR_AR; KVM forwards it to the
+ * vCPU thread), and what happens then is the program's: install a SIGBUS
+ * handler to stop the VM with a message (lazyvm's own VMM does so in
+ * vmm_create(), src/vmm/vcpu.c), or let the default action end the process.
+ *
  * Ownership.  A handle belongs to whoever created it and is freed by its
  * _destroy.  An engine borrows the lvm_mem and lvm_source objects added to
  * it: they must outlive the engine (destroy the engine first).  Pointers
@@ -270,6 +277,12 @@ struct lvm_engine_opts {
 	 * fill, when asked for, still runs on its own thread.  An adopted uffd
 	 * is switched to O_NONBLOCK. */
 	bool caller_driven;
+	/* Optional: called with a one-line message for what is worth telling
+	 * but is no failure to serve (a partial mremap of served memory, a fill
+	 * that could not restart), from an engine thread.  The library never
+	 * prints; unset, warnings are dropped. */
+	void (*on_warning)(void *ctx, const char *msg);
+	void *on_warning_ctx;
 };
 
 /* struct_size = sizeof(*opts); defaults: threads 0, fault_around 0,

@@ -131,10 +131,9 @@ struct result {
 	int cuts;	/* cut points the proxy reached */
 };
 
-/* cuts: upstream byte counts, or with on_pages post-copy PAGES messages
- * (tests/testproxy.h). */
+/* cuts: what counting says (tests/testproxy.h). */
 static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_t *cuts,
-		    int ncuts, bool on_pages, struct result *res)
+		    int ncuts, enum proxy_count counting, struct result *res)
 {
 	memset(res, 0, sizeof(*res));
 	struct lvm_mem_opts o = { .struct_size = sizeof(o), .backing = LVM_BACKING_ANON, .size = MEM, .kvm_vm_fd = -1 };
@@ -151,7 +150,7 @@ static void migrate(enum lvm_backing dst_backing, unsigned rounds, const uint64_
 		tap_bail("listen");
 	struct proxy px;
 	int port = mig_dst_port(d);
-	if (ncuts && proxy_start_cutting(&px, port, cuts, ncuts, on_pages))
+	if (ncuts && proxy_start_cutting(&px, port, cuts, ncuts, counting, NULL, NULL))
 		tap_bail("proxy");
 	res->dst.backing = dst_backing;
 	res->dst.src_mem = res->src.mem;
@@ -245,17 +244,17 @@ int main(void)
 	tap_plan(9);
 	struct result r;
 
-	migrate(LVM_BACKING_ANON, 0, NULL, 0, false, &r);
+	migrate(LVM_BACKING_ANON, 0, NULL, 0, PROXY_BYTES, &r);
 	report(&r);
 	tap_ok(complete(&r), "anon, 0 pre-copy rounds: every page equal, reads during post-copy "
 	       "correct, units counted once");
 
-	migrate(LVM_BACKING_ANON, 2, NULL, 0, false, &r);
+	migrate(LVM_BACKING_ANON, 2, NULL, 0, PROXY_BYTES, &r);
 	report(&r);
 	tap_ok(complete(&r) && r.s.precopy_rounds == 2 && r.d.pages_precopy > 0,
 	       "anon, 2 pre-copy rounds with a writer: every page equal");
 
-	migrate(LVM_BACKING_MEMFD, 1, NULL, 0, false, &r);
+	migrate(LVM_BACKING_MEMFD, 1, NULL, 0, PROXY_BYTES, &r);
 	report(&r);
 	tap_ok(complete(&r), "memfd destination, 1 pre-copy round: every page equal");
 
@@ -263,7 +262,7 @@ int main(void)
 	 * alone is MEM / 256 KiB = 256 of them (half pattern, half ZERO runs),
 	 * so every cut point is reached whatever the timing. */
 	uint64_t cuts[] = { 4, 32, 96 };
-	migrate(LVM_BACKING_ANON, 0, cuts, 3, true, &r);
+	migrate(LVM_BACKING_ANON, 0, cuts, 3, PROXY_POSTCOPY_PAGES, &r);
 	report(&r);
 	tap_ok(complete(&r) && r.cuts == 3 && r.s.reconnects >= 1 && r.d.reconnects >= 1,
 	       "link cut %d times of 3 in post-copy: recovered (%llu reconnects), every page equal",
@@ -272,7 +271,7 @@ int main(void)
 	/* 1/8 of the memory's bytes upstream: inside the first pre-copy round,
 	 * which sends the 1/2 of memory that holds the pattern. */
 	uint64_t early[] = { MEM / 8 };
-	migrate(LVM_BACKING_ANON, 1, early, 1, false, &r);
+	migrate(LVM_BACKING_ANON, 1, early, 1, PROXY_BYTES, &r);
 	report(&r);
 	tap_ok(r.cuts == 1 && r.src_ret == -ECANCELED && r.src_running && r.dst_ret < 0 &&
 	       !r.dst.reader_started, "link cut in pre-copy: aborted, VM resumed at the source, "

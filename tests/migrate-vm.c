@@ -43,21 +43,10 @@ static const char *accept_timeout = "300";
 
 static int start_receiver(const char *backing, const char *stats, const char *recover)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC))
-		tap_bail("pipe");
 	const char *args[] = { "migrate-recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
 			       "--backing", backing, "--recover-timeout", recover, "--stats-json",
 			       stats, "--accept-timeout", accept_timeout, NULL };
-	children[0] = vmtest_spawn(tmp, "dst", args, p[1]);
-	close(p[1]);
-	char line[32] = "";
-	ssize_t n = read(p[0], line, sizeof(line) - 1);
-	close(p[0]);
-	int port = n > 0 ? atoi(line) : 0;
-	if (port <= 0)
-		tap_bail("migrate-recv did not start");
-	return port;
+	return vmtest_spawn_listener(tmp, "dst", args, &children[0]);
 }
 
 struct outcome {

@@ -28,6 +28,13 @@
 
 #include "migrate/wire.h"
 
+/* What the cut points count. */
+enum proxy_count {
+	PROXY_BYTES,		/* bytes upstream */
+	PROXY_POSTCOPY_PAGES,	/* PAGES messages upstream from GO on */
+	PROXY_PRECOPY_PAGES,	/* PAGES messages upstream before GO */
+};
+
 #define PROXY_MAX_CONN 64
 #define PROXY_MAX_CUTS 8
 
@@ -48,9 +55,12 @@ struct proxy {
 	_Atomic int cuts_done;
 	_Atomic bool stop;
 	_Atomic bool refuse_after_cut;	/* after the first cut, hang up every new connection */
-	bool cut_on_pages;		/* cut_at[] counts post-copy PAGES, not bytes */
+	enum proxy_count counting;	/* what cut_at[] counts */
 	_Atomic bool postcopy;		/* a GO went upstream */
-	_Atomic uint64_t postcopy_pages;	/* PAGES messages upstream after GO */
+	_Atomic uint64_t precopy_pages, postcopy_pages;	/* PAGES upstream before / after GO */
+	/* Optional: called (from a pump thread) at each cut point, after the cut. */
+	void (*on_cut)(void *ctx);
+	void *on_cut_ctx;
 };
 
 /* One direction of one connection, and where it is in the wire's framing. */
@@ -97,8 +107,9 @@ static inline void proxy_follow_wire(struct proxy_pipe *pp, const uint8_t *b, si
 		pp->payload_left = h.len;
 		if (h.type == MIG_GO)
 			atomic_store(&pp->p->postcopy, true);
-		else if (h.type == MIG_PAGES && atomic_load(&pp->p->postcopy))
-			atomic_fetch_add(&pp->p->postcopy_pages, 1);
+		else if (h.type == MIG_PAGES)
+			atomic_fetch_add(atomic_load(&pp->p->postcopy) ? &pp->p->postcopy_pages
+								       : &pp->p->precopy_pages, 1);
 	}
 }
 
@@ -106,9 +117,10 @@ static inline bool proxy_cut_due(struct proxy_pipe *pp, const uint8_t *b, uint64
 {
 	struct proxy *p = pp->p;
 	uint64_t total = atomic_fetch_add(&p->up_bytes, n) + n;
-	if (p->cut_on_pages) {
+	if (p->counting != PROXY_BYTES) {
 		proxy_follow_wire(pp, b, n);
-		total = atomic_load(&p->postcopy_pages);
+		total = atomic_load(p->counting == PROXY_POSTCOPY_PAGES ? &p->postcopy_pages
+									: &p->precopy_pages);
 	}
 	pthread_mutex_lock(&p->lock);
 	bool cut = p->next_cut < p->ncuts && total >= p->cut_at[p->next_cut];
@@ -129,8 +141,11 @@ static inline void *proxy_pump(void *arg)
 		ssize_t n = read(from, buf, sizeof(buf));
 		if (n <= 0 || send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
 			break;
-		if (pp->upstream && proxy_cut_due(pp, buf, (uint64_t)n))
+		if (pp->upstream && proxy_cut_due(pp, buf, (uint64_t)n)) {
 			proxy_cut_all(p);
+			if (p->on_cut)
+				p->on_cut(p->on_cut_ctx);
+		}
 	}
 	pthread_mutex_lock(&p->lock);
 	shutdown(pair->c, SHUT_RDWR);
@@ -205,11 +220,16 @@ static inline void *proxy_accept_loop(void *arg)
 	return NULL;
 }
 
+/* Start a proxy to upstream_port cutting at cuts[] (counted as counting
+ * says); on_cut(ctx), when given, runs right after each of those cuts. */
 static inline int proxy_start_cutting(struct proxy *p, int upstream_port, const uint64_t *cuts,
-				      int ncuts, bool on_pages)
+				      int ncuts, enum proxy_count counting,
+				      void (*on_cut)(void *ctx), void *ctx)
 {
 	memset(p, 0, sizeof(*p));
-	p->cut_on_pages = on_pages;
+	p->counting = counting;
+	p->on_cut = on_cut;
+	p->on_cut_ctx = ctx;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	p->upstream_port = upstream_port;
@@ -229,7 +249,7 @@ static inline int proxy_start_cutting(struct proxy *p, int upstream_port, const 
 /* Start a proxy to upstream_port; cuts at the given upstream byte counts. */
 static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t *cuts, int ncuts)
 {
-	return proxy_start_cutting(p, upstream_port, cuts, ncuts, false);
+	return proxy_start_cutting(p, upstream_port, cuts, ncuts, PROXY_BYTES, NULL, NULL);
 }
 
 /* Start a proxy to upstream_port that cuts after the given numbers of
@@ -237,7 +257,7 @@ static inline int proxy_start(struct proxy *p, int upstream_port, const uint64_t
 static inline int proxy_start_postcopy(struct proxy *p, int upstream_port, const uint64_t *pages,
 				       int ncuts)
 {
-	return proxy_start_cutting(p, upstream_port, pages, ncuts, true);
+	return proxy_start_cutting(p, upstream_port, pages, ncuts, PROXY_POSTCOPY_PAGES, NULL, NULL);
 }
 
 /* How many of the cut points were reached (cuts on demand not counted). */

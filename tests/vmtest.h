@@ -76,6 +76,27 @@ static inline pid_t vmtest_spawn(const char *tmpdir, const char *name, const cha
 	return pid;
 }
 
+/*
+ * vmtest_spawn for a listener that writes its port on fd 3 when it listens
+ * (`--ready-fd 3`); *pid gets the child.  The port, or tap_bail.
+ */
+static inline int vmtest_spawn_listener(const char *tmpdir, const char *name,
+					const char *const *args, pid_t *pid)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		tap_bail("pipe");
+	*pid = vmtest_spawn(tmpdir, name, args, p[1]);
+	close(p[1]);
+	char line[32] = "";
+	ssize_t n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	int port = n > 0 ? atoi(line) : 0;
+	if (port <= 0)
+		tap_bail("%s did not start listening", name);
+	return port;
+}
+
 /* Wait for *pid (then -1): its exit status, 128+signal, or -1. */
 static inline int vmtest_reap(pid_t *pid)
 {

@@ -19,6 +19,10 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_migrate_recv(int argc, char **argv);
 int cmd_fc_serve(int argc, char **argv);
 
+/* Draw progress bars on stderr from now on, when stdout and stderr are
+ * terminals (tools/progress-bar.c; the library itself never prints). */
+void cli_progress_install(void);
+
 /* "4096", "64K", "256M", "1G" -> bytes; -EINVAL on junk. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* A decimal number in [0, max]; 0 or -EINVAL. */

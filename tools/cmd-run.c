@@ -37,6 +37,7 @@ static int run_usage(FILE *f, int status)
 		"  --live               keep the guest running while the snapshot is written\n"
 		"                       (uffd write-protect, point-in-time); it then finishes\n"
 		"  --fill SIZE          workload: first write SIZE of memory with non-zero data\n"
+		"                       (dirty: SIZE is its dirty set; default all of memory)\n"
 		"                       (all of it when larger); snapshot and migration points\n"
 		"                       count from the end of that phase\n%s",
 		vm_cli_usage, run_migrate_usage);
@@ -92,8 +93,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		return cli_fail(EXIT_USAGE, "run", "unexpected argument '%s'", argv[optind]);
 	if (o->live && !o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--live needs --snapshot DIR");
-	if (o->fill && strcmp(o->vm.guest, "workload"))
-		return cli_fail(EXIT_USAGE, "run", "--fill is for the workload guest");
+	if (o->fill && strcmp(o->vm.guest, "workload") && strcmp(o->vm.guest, "dirty"))
+		return cli_fail(EXIT_USAGE, "run", "--fill is for the workload and dirty guests");
 	if (o->mig.to && o->snapshot)
 		return cli_fail(EXIT_USAGE, "run", "--migrate-to and --snapshot exclude each other");
 	return 0;

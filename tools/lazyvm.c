@@ -123,6 +123,7 @@ int main(int argc, char **argv)
 		print_version();
 		return 0;
 	}
+	cli_progress_install();
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;

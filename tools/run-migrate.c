@@ -93,6 +93,8 @@ void migrate_stats_add(struct vm_stats *st, const struct mig_stats *m)
 		     (unsigned long long)l->count);
 	vm_stats_add(st, "blocktime_ms", "%llu", (unsigned long long)m->blocktime_ms);
 	vm_stats_add(st, "reconnects", "%llu", (unsigned long long)m->reconnects);
+	if (m->wire_bytes)	/* the source's count */
+		vm_stats_add(st, "wire_bytes", "%llu", (unsigned long long)m->wire_bytes);
 }
 
 /* The VMM behind the protocol's callbacks. */

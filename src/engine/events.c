@@ -62,6 +62,18 @@ void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
 		e->opts.on_error(e->opts.on_error_ctx, msg);
 }
 
+void engine_warn(struct lvm_engine *e, const char *fmt, ...)
+{
+	if (!e->opts.on_warning)
+		return;
+	char msg[sizeof(e->error)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e->opts.on_warning(e->opts.on_warning_ctx, msg);
+}
+
 struct region *engine_region_of(struct lvm_engine *e, uint64_t addr)
 {
 	for (unsigned i = 0; i < e->nregions; i++) {
@@ -117,9 +129,9 @@ static void apply_remap(struct lvm_engine *e, const struct uffd_msg *m)
 	}
 	/* Part of a region moved: we cannot follow it page by page. */
 	for_pages_in(e, from, from + len, mark_gone);
-	engine_record_error(e, 0, "partial mremap of guest memory (0x%llx+0x%llx) is not "
-			    "supported; those pages are no longer served",
-			    (unsigned long long)from, (unsigned long long)len);
+	engine_warn(e, "partial mremap of guest memory (0x%llx+0x%llx) is not supported; "
+		    "those pages are no longer served", (unsigned long long)from,
+		    (unsigned long long)len);
 }
 
 static void apply_event(struct lvm_engine *e, const struct uffd_msg *m)

@@ -19,6 +19,9 @@ static inline uint8_t page_get(struct region *r, uint64_t p)
 /* Keep the first error for lvm_engine_error() and tell opts.on_error. */
 void engine_record_error(struct lvm_engine *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Something the caller may want to know that is not a failure to serve
+ * (opts.on_warning; nothing when unset). */
+void engine_warn(struct lvm_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct region *engine_region_of(struct lvm_engine *e, uint64_t addr);
 /* Read every pending message: apply events, queue faults on w.  Returns the
  * number of faults queued. */

@@ -339,5 +339,6 @@ void engine_fill_restart(struct lvm_engine *e)
 {
 	engine_fill_join(e);
 	if (!atomic_load(&e->stopping) && engine_fill_start(e))
-		engine_record_error(e, 0, "could not restart the background fill");
+		engine_warn(e, "could not restart the background fill for a region added "
+			    "after it finished; its pages are served on demand only");
 }

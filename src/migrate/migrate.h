@@ -36,6 +36,7 @@ struct mig_stats {
 	uint64_t total_ms, downtime_ms;
 	uint64_t precopy_rounds, pages_precopy, pages_postcopy_push, pages_postcopy_request;
 	uint64_t blocktime_ms, reconnects;	/* blocktime: destination only */
+	uint64_t wire_bytes;			/* source: PAGES and STATE bytes sent */
 	/* destination: fault's request -> page installed (what a vCPU waits);
 	 * source: request received -> answer sent (its share of that) */
 	struct lvm_latency remote_fault;

@@ -25,6 +25,7 @@
 
 #define BATCH_BYTES (256u << 10)	/* one PAGES message of the background push */
 #define WP_CHUNK (64u << 10)
+#define PUSH_NEAR_BYTES (1u << 20)	/* pushed first after each fault */
 /* A cut while waiting for READY: the VM is stopped here, so try to resume
  * only briefly before running it here again. */
 #define SRC_READY_RECOVER_S 10
@@ -51,7 +52,8 @@ struct mig_src {
 	struct progress bar;		/* units the destination has (or gets) */
 	struct histogram req_lat;	/* request received -> answer sent */
 	struct mig_stats st;
-	_Atomic uint64_t n_req;
+	_Atomic uint64_t n_req, wire_bytes;
+	_Atomic uint64_t push_hint;	/* unit after the latest request; ~0: none */
 	char *err;
 	size_t errlen;
 	char why[200];			/* detail of the last failed exchange */
@@ -70,8 +72,7 @@ static int src_fail(struct mig_src *s, int ret, const char *fmt, ...)
 /* A new bar per phase; it counts units the destination has or is getting. */
 static void src_progress_phase(struct mig_src *s, const char *label)
 {
-	if (s->bar.drawn)
-		fputc('\n', stderr);
+	progress_end(&s->bar);
 	progress_init(&s->bar, label, s->lim.mem_size);
 	if (!s->o->progress)
 		progress_set_enabled(&s->bar, false);
@@ -98,6 +99,8 @@ static int src_send_units(struct mig_src *s, int fd, uint64_t u, uint64_t n)
 				   zero ? 0 : k * s->lim.unit);
 		if (ret)
 			return ret;
+		atomic_fetch_add(&s->wire_bytes, sizeof(struct mig_hdr) + sizeof(pg) +
+				 (zero ? 0 : k * s->lim.unit));
 		for (uint64_t i = 0; i < k; i++)
 			if (!atomic_exchange(&s->sent[u + i], 1))
 				atomic_fetch_add(&s->nsent, 1);
@@ -129,6 +132,7 @@ static void *src_request_server(void *arg)
 			break;
 		histogram_record(&s->req_lat, clock_now_ns(CLOCK_MONOTONIC) - t);
 		atomic_fetch_add(&s->n_req, r.count);
+		atomic_store(&s->push_hint, r.offset / s->lim.unit + r.count);
 	}
 	/* The link is broken, whichever channel noticed: kick the main thread
 	 * out of a blocked send so it starts recovering.  main_fd stays open
@@ -412,6 +416,7 @@ static int src_send_state(struct mig_src *s)
 	struct mig_stamp st = { s->stop_realtime_ns, len };
 	mig_stamp_to_wire(&st);
 	ret = mig_send(s->main_fd, MIG_STATE, &st, sizeof(st), blob, len);
+	atomic_fetch_add(&s->wire_bytes, sizeof(struct mig_hdr) + sizeof(st) + len);
 	free(blob);
 	return ret;
 }
@@ -448,25 +453,46 @@ static int src_poll_main(struct mig_src *s, int timeout_ms, bool *done)
 	return 0;
 }
 
-static int src_push(struct mig_src *s, bool *done)
+/* One batch of the push: the first unsent units in [*u, end); *u moves past
+ * them (to end when none is left). */
+static int src_push_batch(struct mig_src *s, uint64_t *u, uint64_t end)
 {
 	uint64_t batch = BATCH_BYTES / s->lim.unit ? BATCH_BYTES / s->lim.unit : 1;
-	for (uint64_t u = 0; u < s->nunits && !*done; ) {
+	while (*u < end && atomic_load(&s->sent[*u]))
+		++*u;
+	if (*u >= end)
+		return 0;
+	uint64_t n = 1;
+	while (*u + n < end && n < batch && !atomic_load(&s->sent[*u + n]))
+		n++;
+	int ret = src_send_units(s, s->main_fd, *u, n);
+	if (!ret)
+		s->st.pages_postcopy_push += n;
+	*u += n;
+	return ret;
+}
+
+/*
+ * The background push, in address order, except that the units right after
+ * the latest fault go first (a guest that faulted on a unit soon touches the
+ * next ones: the sequential part of its accesses stops faulting).
+ */
+static int src_push(struct mig_src *s, bool *done)
+{
+	uint64_t u = 0, near = 0, near_end = 0, near_units = PUSH_NEAR_BYTES / s->lim.unit;
+	while (!*done && (u < s->nunits || near < near_end)) {
 		if (atomic_load(&s->req_broken))
 			return -ECONNRESET;
-		if (atomic_load(&s->sent[u])) {
-			u++;
-			continue;
+		uint64_t h = atomic_exchange(&s->push_hint, UINT64_MAX);
+		if (h < s->nunits) {
+			near = h;
+			near_end = h + near_units < s->nunits ? h + near_units : s->nunits;
 		}
-		uint64_t n = 1;
-		while (u + n < s->nunits && n < batch && !atomic_load(&s->sent[u + n]))
-			n++;
-		int ret = src_send_units(s, s->main_fd, u, n);
+		int ret = near < near_end ? src_push_batch(s, &near, near_end)
+					  : src_push_batch(s, &u, s->nunits);
+		if (!ret)
+			ret = src_poll_main(s, 0, done);
 		if (ret)
-			return ret;
-		s->st.pages_postcopy_push += n;
-		u += n;
-		if ((ret = src_poll_main(s, 0, done)))
 			return ret;
 	}
 	while (!*done) {
@@ -582,6 +608,7 @@ static void src_fill_stats(struct mig_src *s, struct mig_stats *out)
 {
 	s->st.total_ms = (clock_now_ns(CLOCK_MONOTONIC) - s->t0) / 1000000;
 	s->st.pages_postcopy_request = atomic_load(&s->n_req);
+	s->st.wire_bytes = atomic_load(&s->wire_bytes);
 	histogram_summary(&s->req_lat, &s->st.remote_fault);
 	if (s->started_realtime_ns > s->stop_realtime_ns && s->stop_realtime_ns)
 		s->st.downtime_ms = (s->started_realtime_ns - s->stop_realtime_ns) / 1000000;
@@ -592,7 +619,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 		struct mig_stats *stats, char *err, size_t errlen)
 {
 	struct mig_src s = { .o = o, .mem = mem, .vm = vm, .base = lvm_mem_addr(mem),
-			     .main_fd = -1, .req_fd = -1, .err = err, .errlen = errlen };
+			     .main_fd = -1, .req_fd = -1, .err = err, .errlen = errlen,
+			     .push_hint = UINT64_MAX };
 	if (err && errlen)
 		err[0] = 0;
 	s.t0 = clock_now_ns(CLOCK_MONOTONIC);
@@ -629,8 +657,8 @@ int mig_src_run(const struct mig_src_opts *o, struct lvm_mem *mem, const struct 
 	}
 	if (!ret)
 		progress_done(&s.bar);
-	else if (s.bar.drawn)
-		fputc('\n', stderr);
+	else
+		progress_end(&s.bar);
 	if (s.wp)
 		lvm_wp_stop(s.wp);
 	if (ret)	/* every failure is reported, even one without context */

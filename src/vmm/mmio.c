@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "layout.h"
 #include "vmm/vmm-internal.h"
@@ -26,6 +27,13 @@ int vmm_handle_mmio(struct vcpu *v)
 	}
 	if (addr == GUEST_EXIT)
 		return 1;
+	if (addr == GUEST_IDLE && len == 4) {
+		uint32_t us;
+		memcpy(&us, run->mmio.data, sizeof(us));
+		struct timespec ts = { 0, (long)(us < 1000 ? us : 1000) * 1000 };
+		nanosleep(&ts, NULL);	/* a pause request waits at most this long */
+		return 0;
+	}
 	if (addr == GUEST_SERIAL) {
 		serial_out(&v->vm->serial, run->mmio.data, 1);
 		return 0;

@@ -50,6 +50,11 @@ struct vmm_opts {
  * created from this VM with MMAP|INIT_SHARED and its mmap is the memslot's
  * userspace address, so vCPU faults reach userfaultfd), and its vCPUs.
  * Nothing is written to guest memory.
+ *
+ * Process-wide: vmm_create() installs two signal handlers, the vCPU kick
+ * (vmm_kick_signal(), a no-op handler without SA_RESTART so KVM_RUN returns
+ * EINTR) and SIGBUS (a poisoned guest page stops the VM with a message, see
+ * vcpu.c), because this VMM is the program.  liblazyvm itself installs none.
  */
 int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t errlen);
 void vmm_destroy(struct vmm *vm);
