@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Regression: UFFDIO_CONTINUE on a guest_memfd page that was never written
- * exposes whatever the page frame held before (shared/gmem-kernel/README.md:
+ * exposes whatever the page frame held before (docs/guest-memfd.md:
  * ~950 non-zero bytes over 15 fallocate()d pages).  So in MINOR mode the
  * engine must write every page, zeros included, before it continues it.
  *

@@ -10,7 +10,7 @@
  * On a kernel without the guest_memfd uffd series (e.g. 6.18) REGISTER fails
  * with EINVAL and every test SKIPs saying so.  Also reports, without judging
  * it, whether CONTINUE on an fallocate()d, never-written page shows non-zero
- * bytes (shared/gmem-kernel/README.md: it did on the test kernel).
+ * bytes (docs/guest-memfd.md: it did on the test kernel).
  */
 #include <errno.h>
 #include <fcntl.h>

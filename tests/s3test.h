@@ -29,7 +29,7 @@ static char s3t_dir[600];	/* the server's state dir; "" when not started */
 static char s3t_script[PATH_MAX + 64];
 static char s3t_endpoint[128];
 
-static void s3t_stop(void)
+static inline void s3t_stop(void)
 {
 	if (!*s3t_dir)
 		return;
@@ -71,7 +71,7 @@ static bool s3t_find_script(char *why, size_t len)
  * Start the server under tmp/s3 and export its endpoint and credentials
  * (AWS_* for lazyvm).  false with why when it cannot start here.
  */
-static bool s3t_start(const char *tmp, char *why, size_t len)
+static inline bool s3t_start(const char *tmp, char *why, size_t len)
 {
 	if (!s3t_find_script(why, len))
 		return false;
@@ -309,7 +309,7 @@ static void *s3t_accept(void *arg)
 }
 
 /* A proxy in front of the endpoint http://127.0.0.1:PORT; 0 or -1. */
-static int s3t_proxy_start(struct s3t_proxy *px, const char *endpoint)
+static inline int s3t_proxy_start(struct s3t_proxy *px, const char *endpoint)
 {
 	memset(px, 0, sizeof(*px));
 	pthread_mutex_init(&px->lock, NULL);
@@ -325,7 +325,7 @@ static int s3t_proxy_start(struct s3t_proxy *px, const char *endpoint)
 	return pthread_create(&px->thread, NULL, s3t_accept, px) ? -1 : 0;
 }
 
-static void s3t_proxy_reset_counts(struct s3t_proxy *px)
+static inline void s3t_proxy_reset_counts(struct s3t_proxy *px)
 {
 	atomic_store(&px->gets, 0);
 	atomic_store(&px->chunk_gets, 0);

@@ -193,8 +193,11 @@ static void test_diff(const char *store, uint64_t want)
 	uint64_t got = 0;
 	st = diff_snapshot(store, strrchr(e, '/') + 1, "--live", &dirty, &up, &chunks);
 	bool have = vmtest_result(out, &got);
-	tap_ok(st == 0 && have && got == want && restores_to(e, want),
-	       "--live diff snapshot: the VM runs on to the RESULT, and the snapshot restores to it");
+	if (!tap_ok(st == 0 && have && got == want && restores_to(e, want),
+		    "--live diff snapshot: the VM runs on to the RESULT, and the snapshot restores "
+		    "to it"))
+		tap_diag("live run: exit %d, RESULT %s %016llx; stderr: %s", st, have ? "" : "none",
+			 (unsigned long long)got, err);
 }
 
 static void test_cli(void)

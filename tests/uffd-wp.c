@@ -64,8 +64,10 @@ static void run(enum lvm_backing b)
 	snprintf(name, sizeof(name), "%s x WP: point-in-time copy under 4 writers, 256 MiB",
 		 lvm_backing_name(b));
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
-	if (!test_can_run(name, b, LVM_MODE_WP, REGION, &res))
+	if (!test_can_run(name, b, LVM_MODE_WP, REGION, &res)) {
+		tap_skip(lvm_backing_name(b), "see above: WP faults not counted");
 		return;
+	}
 	struct lvm_mem *mem;
 	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = REGION, .kvm_vm_fd = -1 };
 	if (lvm_mem_create(&mo, &mem))
@@ -79,8 +81,20 @@ static void run(enum lvm_backing b)
 	int ret = lvm_wp_start(mem, CHUNK, save_chunk, &s, &s.t);
 	if (ret) {
 		tap_ok(0, "%s (start: %s)", name, strerror(-ret));
+		tap_ok(0, "%s: not run", lvm_backing_name(b));
 		goto out;
 	}
+	/* Writes the test controls: one to a populated chunk, one to a never
+	 * touched one, each must raise exactly one WP fault before it lands. */
+	uint64_t f0 = lvm_wp_faults(s.t);
+	for (uint64_t c = 2; c <= 3; c++) {
+		uint64_t pg = c * CHUNK / 4096;
+		((uint64_t *)(m + pg * 4096))[1] = 0xdeadbeef00000000ull;
+		s.written[pg]++;
+	}
+	tap_ok(lvm_wp_faults(s.t) == f0 + 2, "%s: a write to a protected chunk faults "
+	       "(%llu WP faults for 2 writes)", lvm_backing_name(b),
+	       (unsigned long long)(lvm_wp_faults(s.t) - f0));
 	struct snap ws[THREADS];
 	pthread_t t[THREADS + 1];
 	for (int i = 0; i < THREADS; i++) {
@@ -117,7 +131,7 @@ out:
 
 int main(void)
 {
-	tap_plan(LVM_BACKING__COUNT);
+	tap_plan(2 * LVM_BACKING__COUNT);
 	for (int b = 0; b < LVM_BACKING__COUNT; b++)
 		run((enum lvm_backing)b);
 	return tap_done();

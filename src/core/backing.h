@@ -1,21 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Backing ops: one table per kind of guest memory.  The operations mirror
- * the kernel's struct vm_uffd_ops (the guest_memfd userfaultfd series):
+ * Guest memory backings.  struct backing_ops is one table per kind of
+ * memory with what differs between kinds: the page size and how the memory
+ * is created.  What the engine asks of any backing is the free functions
+ * below; each is the userspace side of a step the kernel's guest_memfd
+ * userfaultfd series names (its struct vm_uffd_ops):
  *
- *   kernel                      here
- *   can_userfault(vma, flags)   can_userfault(): does UFFDIO_REGISTER succeed?
- *   get_folio_noalloc()         is_present(): page already in the page cache?
- *   alloc_folio() + copy        fill(): put content at an offset
- *   filemap_add()               install(): map it where the guest faulted
- *   filemap_remove()            remove(): undo a fill whose install failed
+ *   kernel step                 here
+ *   can_userfault(vma, flags)   backing_can_userfault(): UFFDIO_REGISTER
+ *   get_folio_noalloc()         backing_is_present(): in the page cache?
+ *   filemap_remove()            backing_remove(): undo a fill
+ *
+ * Filling and mapping are the engine's (src/engine/install.c).
  *
  * Two install styles exist.  COPY backings (anon, and any backing in MISSING
  * mode) fill and map in one UFFDIO_COPY.  Page-cache backings in MINOR mode
  * (memfd, hugetlb memfd, guest_memfd) write the content through a second,
  * unregistered mapping of the same file, then UFFDIO_CONTINUE.  The page is
  * always written before it is continued: on guest_memfd, continuing a page
- * that was never written exposed stale memory (shared/gmem-kernel/README.md).
+ * that was never written exposed stale memory (docs/guest-memfd.md).
  */
 #ifndef LAZYVM_BACKING_H
 #define LAZYVM_BACKING_H

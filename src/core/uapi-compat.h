@@ -127,4 +127,39 @@ struct kvm_pre_fault_memory {
 #define KVM_PRE_FAULT_MEMORY	_IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
 #endif
 
+/*
+ * KVM userfault (KVM_MEM_USERFAULT + userfault bitmap) and guest_memfd
+ * write(): not upstream.  The numbers are those of the test kernel's port
+ * to Linux 7.3 (shared/gmem-kernel/patches/0003-*): KVM_CAP_USERFAULT is
+ * 252 there because 7.3 uses 245-247, the numbers of Firecracker's 6.18
+ * series, for other features.  Probe before use (lazyvm probe).
+ */
+#define LVM_KVM_CAP_USERFAULT		252
+#define LVM_KVM_MEM_USERFAULT		(1UL << 3)
+#define LVM_GUEST_MEMFD_FLAG_WRITE	(1ULL << 3)
+#define LVM_KVM_MEMORY_EXIT_FLAG_USERFAULT	(1ULL << 4)
+#ifndef KVM_EXIT_MEMORY_FAULT	/* Linux 6.8 */
+#define KVM_EXIT_MEMORY_FAULT		39
+#endif
+/* kvm_run's memory_fault exit (in the exit union). */
+struct lvm_kvm_memory_fault {
+	__u64 flags;
+	__u64 gpa;
+	__u64 size;
+};
+/* kvm_userspace_memory_region2 with the port's userfault_bitmap (the u64
+ * after pad1), for KVM_SET_USER_MEMORY_REGION2. */
+struct lvm_kvm_memory_region2_uf {
+	__u32 slot;
+	__u32 flags;
+	__u64 guest_phys_addr;
+	__u64 memory_size;
+	__u64 userspace_addr;
+	__u64 guest_memfd_offset;
+	__u32 guest_memfd;
+	__u32 pad1;
+	__u64 userfault_bitmap;
+	__u64 pad2[13];
+};
+
 #endif /* LAZYVM_UAPI_COMPAT_H */

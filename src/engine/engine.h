@@ -23,7 +23,7 @@
  * none is left.  Every transition goes through page_cas()/page_xchg() so the
  * count stays exact under races.
  *
- * Locking (DESIGN.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
+ * Locking (docs/engine.md §4): reading the uffd and applying REMOVE/UNMAP/REMAP
  * happens under mm_lock held for writing; checking a page's state and
  * installing it (COPY/CONTINUE/ZEROPAGE/POISON) under mm_lock held for
  * reading.  Why: the kernel completes a REMOVE event when it is read, and the
@@ -80,6 +80,13 @@ struct region {
 	uint64_t src_off;
 	_Atomic uint8_t *state;
 	_Atomic bool gone;
+	/* Secret-free guest_memfd (engine/userfault.h): non-NULL when content
+	 * goes in by pwrite into gmem_fd and each page has a bit in this
+	 * userfault bitmap, set while the page is not populated. */
+	_Atomic uint64_t *ufbits;
+	uint64_t ufbit0;	/* bit of the region's first page */
+	int gmem_fd;
+	uint64_t gmem_off;	/* region start in the guest_memfd */
 };
 
 /* A page run [lo, hi) of one region, claimed by the caller. */
@@ -156,6 +163,10 @@ struct lvm_engine {
 			remap_events, eagain_retries, pages_prefetch;
 	} st;
 	struct histogram fault_lat;
+	struct {	/* secret-free regions (engine/userfault.c) */
+		_Atomic uint64_t requests, pwrites, pages_written, pages_copied,
+			continues, already_populated;
+	} sf;
 
 	pthread_mutex_t err_lock;
 	char error[512];

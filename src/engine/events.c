@@ -158,7 +158,7 @@ static void apply_event(struct lvm_engine *e, const struct uffd_msg *m)
 }
 
 /*
- * Read every pending message (DESIGN.md §4: drain the queue before acting),
+ * Read every pending message (docs/engine.md §4: drain the queue before acting),
  * apply the events at once, and queue the faults on w.  Under the write
  * lock: see engine.h.  Returns the number of faults queued.
  */

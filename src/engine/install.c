@@ -97,7 +97,7 @@ static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint
 	return ret;
 }
 
-static void mark_present(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
+void engine_mark_present(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
 			 _Atomic uint64_t *counter, bool zero)
 {
 	uint64_t n = 0;
@@ -138,12 +138,12 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 			b++;
 		const uint8_t *src = data ? data + ((p - run->lo) << r->pshift) : NULL;
 		ret = install_span(e, r, p, b, src, &done);
-		mark_present(e, r, p, p + done, counter, !data);
+		engine_mark_present(e, r, p, p + done, counter, !data);
 		p += done;
 		if (!ret)
 			continue;
 		if (ret == -EEXIST) {	/* populated by someone else: that is success */
-			mark_present(e, r, p, p + 1, counter, false);
+			engine_mark_present(e, r, p, p + 1, counter, false);
 			need_wake = true;
 			p++;
 			ret = 0;

@@ -19,6 +19,9 @@ int engine_install(struct worker *w, struct run *run, const uint8_t *data, bool 
 int engine_serve_zero(struct worker *w, struct region *r, uint64_t p);
 /* MINOR fault on a page the page cache already has: map it. */
 int engine_continue_only(struct worker *w, struct region *r, uint64_t p);
+/* CLAIMED pages of [a, b) are now in place: PRESENT, counted. */
+void engine_mark_present(struct lvm_engine *e, struct region *r, uint64_t a, uint64_t b,
+			 _Atomic uint64_t *counter, bool zero);
 /* Source failed for the claimed run: poison its CLAIMED pages so the guest
  * gets SIGBUS, and wake every page of it.  w: where faults read while
  * waiting out an EAGAIN are queued (NULL: leave them to the handlers). */

@@ -9,6 +9,7 @@
 #include <poll.h>
 
 #include "engine/loop.h"
+#include "engine/userfault.h"
 #include "util/thread-latency.h"
 
 /* Background installs happen in pieces this big so a thread waiting to read
@@ -59,6 +60,10 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 	}
 	uint64_t p = (addr - atomic_load(&r->base)) >> r->pshift;
 	uint8_t st = page_get(r, p);
+	if (r->ufbits && engine_sf_serve_fault(w, r, p)) {
+		histogram_record(&e->fault_lat, mono_now_ns() - t0);
+		return;
+	}
 	if (r->minor && (st == PG_PRESENT || st == PG_ZERO)) {
 		engine_serve_cached(w, r, p);
 		histogram_record(&e->fault_lat, mono_now_ns() - t0);
@@ -74,6 +79,8 @@ static void engine_serve_fault(struct worker *w, const struct uffd_msg *m)
 			win_hi = r->npages;
 		if (engine_claim_run(e, r, p, win_lo, win_hi, &run)) {
 			engine_fetch_install(w, &run, false);
+			if (r->ufbits)
+				engine_sf_after_copy(e, &run);
 			if (e->opts.on_demand)	/* after the install: the vCPU runs again */
 				e->opts.on_demand(e->opts.on_demand_ctx, r->src,
 						  r->src_off + (p << r->pshift));
@@ -124,7 +131,7 @@ static void demand_done(struct lvm_engine *e)
 	}
 }
 
-/* Wait for the uffd to have something, spinning spin_us first (DESIGN.md §3:
+/* Wait for the uffd to have something, spinning spin_us first (docs/engine.md §3:
  * waking an idle handler costs far more than the fault itself). */
 static bool handler_wait(struct lvm_engine *e)
 {
@@ -249,7 +256,10 @@ static void fill_chunk(struct worker *w, struct region *r, uint64_t *page, uint6
 		struct run sub = { r, a, a + piece < run.hi ? a + piece : run.hi };
 		const uint8_t *src = ret == LVM_SOURCE_ZERO ? NULL :
 			(const uint8_t *)data + ((a - run.lo) << r->pshift);
-		engine_install(w, &sub, src, true);
+		if (r->ufbits)	/* secret-free: pwrite + bitmap */
+			engine_sf_install(w, &sub, src, true);
+		else
+			engine_install(w, &sub, src, true);
 		engine_serve_queued(w);	/* faults we drained on EAGAIN */
 	}
 }

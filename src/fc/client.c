@@ -39,18 +39,23 @@ struct fc_client {
  */
 static void fc_client_poison_faults(struct fc_client *c)
 {
-	struct pollfd pfd[2] = { { c->uffd, POLLIN, 0 }, { c->stop_efd, POLLIN, 0 } };
+	fc_poison_faults_until(c->uffd, c->stop_efd, c->page_size);
+}
+
+void fc_poison_faults_until(int uffd, int stop_efd, size_t page_size)
+{
+	struct pollfd pfd[2] = { { uffd, POLLIN, 0 }, { stop_efd, POLLIN, 0 } };
 	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
 		if (pfd[1].revents)
 			return;
 		struct uffd_msg m[16];
-		int n = uffd_read_msgs(c->uffd, m, 16);
+		int n = uffd_read_msgs(uffd, m, 16);
 		for (int i = 0; i < n; i++) {
 			if (m[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
-			uint64_t page = m[i].arg.pagefault.address & ~((uint64_t)c->page_size - 1);
+			uint64_t page = m[i].arg.pagefault.address & ~((uint64_t)page_size - 1);
 			uint64_t done;
-			uffd_poison(c->uffd, page, c->page_size, 0, &done);
+			uffd_poison(uffd, page, page_size, 0, &done);
 		}
 	}
 }
@@ -75,7 +80,7 @@ static void *fc_client_watch(void *arg)
 	}
 }
 
-static int client_connect_sock(const char *path, char *err, size_t errlen)
+int fc_connect_unix(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -112,7 +117,7 @@ static int client_handshake(struct fc_client *c, const char *path, struct lvm_me
 		snprintf(err, errlen, "UFFDIO_REGISTER (MISSING): %s", strerror(-ret));
 		return ret;
 	}
-	c->sock = client_connect_sock(path, err, errlen);
+	c->sock = fc_connect_unix(path, err, errlen);
 	if (c->sock < 0)
 		return c->sock;
 	ret = fc_send_message(c->sock, &m, 1, c->uffd);

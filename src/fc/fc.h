@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Firecracker's UFFD handler protocol (DESIGN.md §5).
+ * Firecracker's UFFD handler protocol (docs/firecracker.md).
  *
  * The VMM maps guest memory (anonymous or hugetlb), creates a userfaultfd
  * (EVENT_REMOVE, O_NONBLOCK, O_CLOEXEC), registers every region MISSING,
@@ -40,6 +40,11 @@ struct fc_mapping {
 	uint64_t size;
 	uint64_t offset;	/* into the memory file */
 	uint64_t page_size;	/* bytes: 4096 or 2 MiB */
+	/* Firecracker's secret-hiding branch adds these (0 / false otherwise);
+	 * offset is then the region's place in the guest_memfd as well. */
+	uint64_t gpa_start;
+	bool has_gpa_start;
+	bool is_guest_memfd;
 };
 
 /* ---- json.c ---------------------------------------------------------- */
@@ -120,6 +125,14 @@ int fc_server_run(struct fc_server *s);
 void fc_server_stop(struct fc_server *s);
 /* Stats of the whole run as one JSON object written to path (after run). */
 int fc_server_write_stats(struct fc_server *s, const char *path);
+
+/* Totals over every VM so far, finished or being served (for metrics). */
+struct fc_totals {
+	uint64_t vms_served, vms_active, vms_refused, vms_failed;
+	uint64_t faults, pages_demand, pages_background, pages_zero, pages_failed;
+	struct lvm_latency fault_latency;	/* the worst VM's of each quantile */
+};
+void fc_server_totals(struct fc_server *s, struct fc_totals *t);
 /* Stops every VM, removes the socket file. */
 void fc_server_close(struct fc_server *s);
 
@@ -139,5 +152,10 @@ int fc_client_connect(const char *socket_path, struct lvm_mem *mem,
 		      struct fc_client **out, char *err, size_t errlen);
 /* Close the socket (the server then finishes this VM) and free. */
 void fc_client_close(struct fc_client *c);
+/* Shared with the secret-free client (sf-client.c): connect to a Unix
+ * socket (-errno, err set); once the page server is gone, poison every
+ * page that faults on uffd until stop_efd is written (never zeros). */
+int fc_connect_unix(const char *path, char *err, size_t errlen);
+void fc_poison_faults_until(int uffd, int stop_efd, size_t page_size);
 
 #endif

@@ -249,10 +249,33 @@ static int jp_skip_value(struct jp *p, int depth)
 	return jp_fail(p, -EBADMSG, "expected a value");
 }
 
-enum { K_BASE, K_SIZE, K_OFFSET, K_PSZ, K_PSZ_KIB, K__COUNT };
+enum { K_BASE, K_SIZE, K_OFFSET, K_PSZ, K_PSZ_KIB, K_GPA, K_GMEM, K__COUNT };
 static const char *const key_names[K__COUNT] = {
 	"base_host_virt_addr", "size", "offset", "page_size", "page_size_kib",
+	"gpa_start", "is_guest_memfd",
 };
+
+/* true or false (is_guest_memfd), as 1 or 0. */
+static int jp_bool(struct jp *p, uint64_t *out)
+{
+	static const char *const lit[2] = { "false", "true" };
+	int c = jp_peek(p);
+	if (c < 0)
+		return jp_fail(p, -ENODATA, "truncated");
+	for (unsigned i = 0; i < 2; i++) {
+		size_t n = strlen(lit[i]), have = p->len - p->pos;
+		if (lit[i][0] != c)
+			continue;
+		if (memcmp(p->s + p->pos, lit[i], have < n ? have : n))
+			break;
+		if (have < n)
+			return jp_fail(p, -ENODATA, "truncated");
+		p->pos += n;
+		*out = i;
+		return 0;
+	}
+	return jp_fail(p, -EBADMSG, "expected true or false");
+}
 
 static int jp_mapping(struct jp *p, struct fc_mapping *m)
 {
@@ -278,7 +301,8 @@ static int jp_mapping(struct jp *p, struct fc_mapping *m)
 			p->pos = at;
 			return jp_fail(p, -EBADMSG, "\"%s\" given twice", key_names[k]);
 		}
-		ret = k < K__COUNT ? jp_u64(p, &v[k]) : jp_skip_value(p, 1);
+		ret = k == K_GMEM ? jp_bool(p, &v[k]) :
+		      k < K__COUNT ? jp_u64(p, &v[k]) : jp_skip_value(p, 1);
 		if (ret)
 			return ret;
 		if (k < K__COUNT)
@@ -302,6 +326,10 @@ static int jp_mapping(struct jp *p, struct fc_mapping *m)
 		/* page_size_kib carries bytes too (Firecracker's old misnomer);
 		 * neither key: the first protocol version, 4 KiB pages only. */
 		.page_size = seen[K_PSZ] ? v[K_PSZ] : seen[K_PSZ_KIB] ? v[K_PSZ_KIB] : 4096,
+		/* Secret-free VMs (feature/secret-hiding): where the region is in
+		 * guest physical memory, and whether it is guest_memfd-backed. */
+		.gpa_start = v[K_GPA], .has_gpa_start = seen[K_GPA],
+		.is_guest_memfd = v[K_GMEM] != 0,
 	};
 	return 0;
 }
@@ -343,6 +371,20 @@ int fc_parse_mappings(const char *json, size_t len, struct fc_mapping *out, unsi
 	return (int)n;
 }
 
+/* Firecracker's key order; the secret-hiding keys only where they are set. */
+static int format_mapping(const struct fc_mapping *m, bool first, char *buf, size_t buflen)
+{
+	char gpa[40] = "", gmem[32] = "";
+	if (m->has_gpa_start)
+		snprintf(gpa, sizeof(gpa), ",\"gpa_start\":%" PRIu64, m->gpa_start);
+	if (m->is_guest_memfd)
+		snprintf(gmem, sizeof(gmem), ",\"is_guest_memfd\":true");
+	return snprintf(buf, buflen,
+			"%s{\"base_host_virt_addr\":%" PRIu64 ",\"size\":%" PRIu64
+			",\"offset\":%" PRIu64 "%s,\"page_size\":%" PRIu64 "%s}",
+			first ? "[" : ",", m->base, m->size, m->offset, gpa, m->page_size, gmem);
+}
+
 int fc_format_mappings(const struct fc_mapping *m, unsigned n, char *buf, size_t buflen)
 {
 	size_t at = 0;
@@ -351,11 +393,7 @@ int fc_format_mappings(const struct fc_mapping *m, unsigned n, char *buf, size_t
 		if (i == n)
 			w = snprintf(buf + at, buflen - at, n ? "]" : "[]");
 		else
-			w = snprintf(buf + at, buflen - at,
-				     "%s{\"base_host_virt_addr\":%" PRIu64 ",\"size\":%" PRIu64
-				     ",\"offset\":%" PRIu64 ",\"page_size\":%" PRIu64 "}",
-				     i ? "," : "[", m[i].base, m[i].size, m[i].offset,
-				     m[i].page_size);
+			w = format_mapping(&m[i], i == 0, buf + at, buflen - at);
 		if (w < 0 || (size_t)w >= buflen - at)
 			return -ENOSPC;
 		at += (size_t)w;

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <sys/un.h>
 
+#include "engine/userfault.h"
 #include "fc/fc.h"
 
 /* What one VM did, kept for the stats file after its thread is gone. */
@@ -26,6 +27,8 @@ struct fc_vm_record {
 	uint64_t page_size;	/* of the first region */
 	double seconds;		/* connection lifetime */
 	struct lvm_stats st;
+	bool secret_free;	/* 3-fd handshake (fc/secret-free.h) */
+	struct engine_sf_stats sf;
 	char error[256];	/* why it was refused, or the engine's first error */
 };
 
@@ -36,6 +39,12 @@ struct fc_vm {
 	pthread_t thread;
 	_Atomic bool done;
 	struct fc_vm_record rec;
+	struct fc_sf_vm *sf;	/* secret-free VMs only (sf-vm.c) */
+	/* While served: its engine (read under s->lock by fc_server_totals)
+	 * and mappings (filled in full on a server stop, drain.c). */
+	struct lvm_engine *engine;
+	struct fc_mapping map[FC_MAX_MAPPINGS];
+	unsigned nmap;
 };
 
 struct fc_server {
@@ -62,7 +71,22 @@ void fc_server_log(struct fc_server *s, const char *fmt, ...)
 /* Keep r for the stats file (copied). */
 void fc_server_record(struct fc_server *s, const struct fc_vm_record *r);
 
+/* drain.c: supply every page of vm's mappings not yet installed. */
+void fc_vm_drain(struct fc_vm *vm, struct lvm_engine *e);
+
 /* vm.c: the thread serving one accepted connection. */
 void *fc_vm_thread(void *vm);
+
+/* sf-vm.c: a secret-free VM.  open: handshake, text message, bitmap
+ * mapped (error in vm->rec.error); then the engine takes the uffd and
+ * each region is attached; serve answers FaultRequests until the peer
+ * closes the socket or a fatal error (logged; returns why). */
+int fc_sf_vm_open(struct fc_vm *vm, int timeout_ms);
+const struct fc_mapping *fc_sf_vm_mappings(struct fc_vm *vm, unsigned *n);
+int fc_sf_vm_take_uffd(struct fc_vm *vm);
+int fc_sf_vm_attach(struct fc_vm *vm, struct lvm_engine *e, int idx, const struct fc_mapping *m);
+const char *fc_sf_vm_serve(struct fc_vm *vm, struct lvm_engine *e);
+void fc_sf_vm_stats(struct fc_vm *vm, struct lvm_engine *e);
+void fc_sf_vm_close(struct fc_vm *vm);
 
 #endif

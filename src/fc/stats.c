@@ -2,6 +2,7 @@
 /* fc-serve --stats-json: what every VM of the run did, as one JSON object. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fc/server.h"
 
@@ -37,6 +38,15 @@ static void vm_json(FILE *f, const struct fc_vm_record *r)
 		(unsigned long long)st->fault_latency.p99_ns,
 		(unsigned long long)st->pages_prefetch);
 	json_string(f, r->error);
+	if (r->secret_free)	/* fc/secret-free.h */
+		fprintf(f, ",\"secret_free\":{\"fault_requests\":%llu,\"pwrites\":%llu,"
+			"\"pages_written\":%llu,\"pages_copied\":%llu,\"continues\":%llu,"
+			"\"already_populated\":%llu}",
+			(unsigned long long)r->sf.requests, (unsigned long long)r->sf.pwrites,
+			(unsigned long long)r->sf.pages_written,
+			(unsigned long long)r->sf.pages_copied,
+			(unsigned long long)r->sf.continues,
+			(unsigned long long)r->sf.already_populated);
 	fputc('}', f);
 }
 
@@ -70,4 +80,44 @@ int fc_server_write_stats(struct fc_server *s, const char *path)
 	pthread_mutex_unlock(&s->lock);
 	fputs("]}\n", f);
 	return fclose(f) ? -errno : 0;
+}
+
+static void totals_add(struct fc_totals *t, const struct lvm_stats *st)
+{
+	t->faults += st->faults;
+	t->pages_demand += st->pages_demand;
+	t->pages_background += st->pages_background;
+	t->pages_zero += st->pages_zero;
+	t->pages_failed += st->pages_failed;
+	struct lvm_latency *w = &t->fault_latency;
+	const struct lvm_latency *l = &st->fault_latency;
+	w->p50_ns = l->p50_ns > w->p50_ns ? l->p50_ns : w->p50_ns;
+	w->p90_ns = l->p90_ns > w->p90_ns ? l->p90_ns : w->p90_ns;
+	w->p99_ns = l->p99_ns > w->p99_ns ? l->p99_ns : w->p99_ns;
+	w->max_ns = l->max_ns > w->max_ns ? l->max_ns : w->max_ns;
+	w->count += l->count;
+}
+
+void fc_server_totals(struct fc_server *s, struct fc_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_lock(&s->lock);
+	t->vms_refused = s->refused;
+	for (size_t i = 0; i < s->nrecords; i++) {
+		const struct fc_vm_record *r = &s->records[i];
+		t->vms_served += r->served;
+		t->vms_refused += !r->served;
+		t->vms_failed += r->served && (r->st.pages_failed || r->error[0]);
+		totals_add(t, &r->st);
+	}
+	for (struct fc_vm *vm = s->vms; vm; vm = vm->next) {
+		if (!vm->engine)
+			continue;
+		struct lvm_stats st = { .struct_size = sizeof(st) };
+		lvm_engine_stats(vm->engine, &st);
+		t->vms_served++;
+		t->vms_active++;
+		totals_add(t, &st);
+	}
+	pthread_mutex_unlock(&s->lock);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "fc/secret-free.h"
 #include "fc/server.h"
 #include "snapshot/ws.h"
 
@@ -48,9 +49,12 @@ static int vm_engine(struct fc_vm *vm, const struct fc_mapping *m, unsigned n, i
 		snprintf(vm->rec.error, sizeof(vm->rec.error), "engine: %s", strerror(-ret));
 		return ret;
 	}
-	for (unsigned i = 0; i < n && ret >= 0; i++)
+	for (unsigned i = 0; i < n && ret >= 0; i++) {
 		ret = lvm_engine_add_remote(*out, m[i].base, m[i].size, m[i].page_size,
 					    s->o.src, m[i].offset);
+		if (ret >= 0 && vm->sf)	/* pwrite + userfault bitmap */
+			ret = fc_sf_vm_attach(vm, *out, ret, &m[i]);
+	}
 	if (ret >= 0 && s->o.ws)	/* docs/prefetch.md */
 		ret = ws_queue_prefetch(s->o.ws, *out, s->o.src);
 	if (ret >= 0)
@@ -64,6 +68,34 @@ static int vm_engine(struct fc_vm *vm, const struct fc_mapping *m, unsigned n, i
 	return 0;
 }
 
+/* The VM is served: its mappings and engine for the stats and a server
+ * stop (drain.c), its size for the record. */
+static void vm_record_regions(struct fc_vm *vm, const struct fc_mapping *m, unsigned n,
+			      struct lvm_engine *e)
+{
+	memcpy(vm->map, m, (size_t)n * sizeof(m[0]));
+	vm->nmap = n;
+	pthread_mutex_lock(&vm->s->lock);
+	vm->engine = e;
+	pthread_mutex_unlock(&vm->s->lock);
+	vm->rec.regions = n;
+	vm->rec.page_size = m[0].page_size;
+	for (unsigned i = 0; i < n; i++)
+		vm->rec.bytes += m[i].size;
+}
+
+static int vm_accept_secret_free(struct fc_vm *vm, int tmo, struct lvm_engine **e)
+{
+	int ret = fc_sf_vm_open(vm, tmo);
+	unsigned n;
+	const struct fc_mapping *m = fc_sf_vm_mappings(vm, &n);
+	if (!ret)
+		ret = vm_engine(vm, m, n, fc_sf_vm_take_uffd(vm), e);
+	if (!ret)
+		vm_record_regions(vm, m, n, *e);
+	return ret;
+}
+
 /* Receive and validate the message; 0 and the engine started, or -errno. */
 static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 {
@@ -74,6 +106,10 @@ static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 	char *err = vm->rec.error;
 	size_t errlen = sizeof(vm->rec.error);
 
+	/* Three fds: a secret-free VM (its own handshake); any other count
+	 * gets the message of the normal protocol's refusal. */
+	if (fc_peek_nfds(vm->sock, tmo) == FC_SF_NFDS)
+		return vm_accept_secret_free(vm, tmo, e);
 	int n = fc_recv_message(vm->sock, tmo, m, FC_MAX_MAPPINGS, &uffd, err, errlen);
 	if (n < 0)
 		return n;
@@ -83,13 +119,9 @@ static int vm_accept_message(struct fc_vm *vm, struct lvm_engine **e)
 		return ret;
 	}
 	ret = vm_engine(vm, m, (unsigned)n, uffd, e);
-	if (ret)
-		return ret;
-	vm->rec.regions = (unsigned)n;
-	vm->rec.page_size = m[0].page_size;
-	for (int i = 0; i < n; i++)
-		vm->rec.bytes += m[i].size;
-	return 0;
+	if (!ret)
+		vm_record_regions(vm, m, (unsigned)n, *e);
+	return ret;
 }
 
 /* Until the peer closes the socket (the VM ended) or the server stops. */
@@ -126,9 +158,17 @@ static void vm_log_served(struct fc_vm *vm)
 static void vm_finish(struct fc_vm *vm, struct lvm_engine *e, const char *why)
 {
 	struct fc_vm_record *r = &vm->rec;
+	/* A stopping server leaves no page behind: once the uffd is closed the
+	 * kernel would hand the VM zero pages for whatever was never served. */
+	if (atomic_load(&vm->s->stopping) && !lvm_engine_error(e)[0])
+		fc_vm_drain(vm, e);
+	pthread_mutex_lock(&vm->s->lock);
+	vm->engine = NULL;
+	pthread_mutex_unlock(&vm->s->lock);
 	lvm_engine_stop(e);
 	r->st.struct_size = sizeof(r->st);
 	lvm_engine_stats(e, &r->st);
+	fc_sf_vm_stats(vm, e);
 	if (!r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s", lvm_engine_error(e));
 	lvm_engine_destroy(e);
@@ -155,8 +195,9 @@ void *fc_vm_thread(void *arg)
 	} else {
 		vm->rec.served = true;
 		vm_log_served(vm);
-		vm_finish(vm, e, vm_wait_end(vm));
+		vm_finish(vm, e, vm->sf ? fc_sf_vm_serve(vm, e) : vm_wait_end(vm));
 	}
+	fc_sf_vm_close(vm);
 	close(vm->sock);
 	vm->sock = -1;
 	vm->rec.seconds = now_s() - t0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Post-copy live migration (DESIGN.md §6), over lazyvm's engine.
+ * Post-copy live migration (docs/migration-protocol.md), over lazyvm's engine.
  *
  * Source: optional pre-copy rounds (all units, then the units dirtied since,
  * tracked with uffd-WP), stop, send the state and the stale set, wait for

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Snapshot directories (DESIGN.md §7; byte layout in docs/snapshot-format.md).
+ * Snapshot directories (byte layout in docs/snapshot-format.md).
  *
  *   DIR/state    header + typed sections (metadata, VM and vCPU state blobs)
  *   DIR/memory   guest memory in fixed-size chunks: zero chunks elided, each

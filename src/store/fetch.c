@@ -17,18 +17,33 @@
 
 #define FETCH_BAD_BODY_TRIES 4
 
+const double chunk_fetch_bucket_s[CHUNK_FETCH_BUCKETS - 1] = {
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5,
+};
+
+static void fetch_latency(struct chunk_fetch_stats *st, uint64_t t0)
+{
+	uint64_t ns = mono_now_ns() - t0;
+	unsigned b = 0;
+	while (b < CHUNK_FETCH_BUCKETS - 1 && (double)ns / 1e9 > chunk_fetch_bucket_s[b])
+		b++;
+	atomic_fetch_add(&st->latency[b], 1);
+	atomic_fetch_add(&st->fetch_ns_total, ns);
+}
+
 int store_fetch_chunk(struct objstore *s, struct chunk_cache *c, const uint8_t hash[SHA256_LEN],
 		      void *dst, size_t len, struct chunk_fetch_stats *st, char *err,
 		      size_t errlen)
 {
+	uint64_t t0 = mono_now_ns();
 	if (c && !chunk_cache_get(c, hash, dst, len)) {
 		atomic_fetch_add(&st->cache_chunks, 1);
 		atomic_fetch_add(&st->cache_bytes, len);
+		fetch_latency(st, t0);
 		return 0;
 	}
 	char key[80], why[512] = "";
 	objstore_chunk_key(hash, key);
-	uint64_t t0 = mono_now_ns();
 	int ret = -EBADMSG;
 	for (int attempt = 0; attempt < FETCH_BAD_BODY_TRIES; attempt++) {
 		uint8_t *obj;
@@ -44,7 +59,8 @@ int store_fetch_chunk(struct objstore *s, struct chunk_cache *c, const uint8_t h
 			free(obj);
 			atomic_fetch_add(&st->store_chunks, 1);
 			atomic_fetch_add(&st->store_bytes, olen);
-			atomic_fetch_add(&st->fetch_ns_total, mono_now_ns() - t0);
+			atomic_fetch_add(&st->store_content_bytes, len);
+			fetch_latency(st, t0);
 			return 0;
 		}
 		free(obj);

@@ -49,9 +49,17 @@ const struct chunk_cache_stats *chunk_cache_stats(const struct chunk_cache *c);
 int chunk_cache_trim(struct chunk_cache *c);
 
 /* ---- fetching one chunk: cache, then the store, verified, retried ---- */
+/* Upper bounds (seconds) of the chunk-fetch latency histogram's buckets;
+ * the last bucket is +Inf. */
+#define CHUNK_FETCH_BUCKETS 12
+extern const double chunk_fetch_bucket_s[CHUNK_FETCH_BUCKETS - 1];
+
 struct chunk_fetch_stats {
-	_Atomic uint64_t store_chunks, store_bytes, cache_chunks, cache_bytes, bad_bodies, errors;
-	_Atomic uint64_t fetch_ns_total;
+	/* store_bytes as received (compressed objects); the others content. */
+	_Atomic uint64_t store_chunks, store_bytes, store_content_bytes;
+	_Atomic uint64_t cache_chunks, cache_bytes, bad_bodies, errors;
+	_Atomic uint64_t fetch_ns_total;	/* all fetches, cache or store */
+	_Atomic uint64_t latency[CHUNK_FETCH_BUCKETS];	/* not cumulative */
 };
 
 /* dst gets the chunk's content (len bytes), checked against hash.  A body

@@ -4,7 +4,7 @@
  * the vCPUs, and the run state shared by the vCPU threads (pause, stop,
  * wait).  For guest_memfd the memslot is a plain one whose userspace address
  * is the gmem mmap: a guest_memfd memslot would be resolved inside KVM and
- * bypass userfaultfd (shared/gmem-kernel/README.md).
+ * bypass userfaultfd (docs/guest-memfd.md).
  */
 #include <errno.h>
 #include <fcntl.h>
