@@ -38,18 +38,18 @@ static double run_raw(void)
 	return (double)region / us / 1e3;	/* GB/s */
 }
 
-static double run_engine(size_t chunk)
+static double run_engine_on(size_t chunk, enum lvm_backing b, enum lvm_mode m)
 {
 	struct lvm_mem *mem;
 	struct lvm_engine *e;
-	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = LVM_BACKING_ANON, .size = region, .kvm_vm_fd = -1 };
+	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = region, .kvm_vm_fd = -1 };
 	struct lvm_engine_opts o;
 	lvm_engine_opts_init(&o);
 	o.threads = 1;
 	o.background_fill = true;
 	o.fill_chunk = chunk;
 	if (lvm_mem_create(&mo, &mem) || lvm_engine_create(&o, &e) ||
-	    lvm_engine_add_mem(e, mem, LVM_MODE_MISSING, file_src, 0) < 0)
+	    lvm_engine_add_mem(e, mem, m, file_src, 0) < 0)
 		exit(1);
 	double t0 = bench_now_us();
 	lvm_engine_start(e);
@@ -58,6 +58,11 @@ static double run_engine(size_t chunk)
 	lvm_engine_destroy(e);
 	lvm_mem_destroy(mem);
 	return (double)region / us / 1e3;
+}
+
+static double run_engine(size_t chunk)
+{
+	return run_engine_on(chunk, LVM_BACKING_ANON, LVM_MODE_MISSING);
 }
 
 int main(int argc, char **argv)
@@ -82,13 +87,16 @@ int main(int argc, char **argv)
 		run_raw();
 		run_engine(chunks[0]);
 	}
-	double raw[64], eng[2][64], ratio[2][64];
+	double raw[64], eng[2][64], ratio[2][64], minor[64], mratio[64];
 	for (int r = 0; r < reps && r < 64; r++) {
 		raw[r] = run_raw();
 		for (int c = 0; c < 2; c++) {
 			eng[c][r] = run_engine(chunks[c]);
 			ratio[c][r] = eng[c][r] / raw[r];
 		}
+		/* MINOR on memfd: pwrite into the page cache, one CONTINUE per piece. */
+		minor[r] = run_engine_on(chunks[0], LVM_BACKING_MEMFD, LVM_MODE_MINOR);
+		mratio[r] = minor[r] / raw[r];
 	}
 	bench_header();
 	bench_row("raw UFFDIO_COPY, 2 MiB chunks", "GB/s", raw, reps);
@@ -96,6 +104,8 @@ int main(int argc, char **argv)
 	bench_row("engine background fill, 2 MiB chunks", "GB/s", eng[1], reps);
 	bench_row("ratio engine(512K) / raw (goal >= 0.85)", "x", ratio[0], reps);
 	bench_row("ratio engine(2M) / raw", "x", ratio[1], reps);
+	bench_row("engine fill, memfd MINOR (pwrite + CONTINUE), 512K", "GB/s", minor, reps);
+	bench_row("ratio memfd MINOR / raw COPY (goal >= 1.5)", "x", mratio, reps);
 	lvm_source_destroy(file_src);
 	return 0;
 }

@@ -5,7 +5,7 @@
  * in the VMM's page table and mapped by it alone (/proc/self/pagemap bits 63
  * and 56) — no page left unpopulated, none mapping the shared zero page
  * (which is present but never exclusive), so no guest access pays a host
- * fault or a COW later.  On anon and memfd memory; the eagerly restored guest
+ * fault or a COW later; `run --prefault` still prints the model's RESULT.  On anon and memfd memory; the eagerly restored guest
  * still prints the uninterrupted run's RESULT.  Counts, never timings.
  */
 #include <fcntl.h>
@@ -92,7 +92,7 @@ static void test_prefault(enum lvm_backing b)
 
 int main(void)
 {
-	if (!vmtest_begin("populate", 240, tmp, 9))
+	if (!vmtest_begin("populate", 240, tmp, 10))
 		return 0;
 	char dir[600];
 	snprintf(dir, sizeof(dir), "%s/snap", tmp);
@@ -109,6 +109,13 @@ int main(void)
 	test_eager(dir, LVM_BACKING_MEMFD, want);
 	test_prefault(LVM_BACKING_ANON);
 	test_prefault(LVM_BACKING_MEMFD);
+	const char *fresh[] = { "run", "--guest", "workload", "--mem", "64M", "--seed", "7",
+				"--iterations", "400000", "--prefault", NULL };
+	st = vmtest_exec(tmp, fresh, out, sizeof(out), err, sizeof(err));
+	uint64_t got = 0;
+	vmtest_result(out, &got);
+	tap_ok(st == 0 && got == want, "run --prefault: RESULT %016llx (want %016llx)",
+	       (unsigned long long)got, (unsigned long long)want);
 	vmtest_rmtree(tmp);
 	return tap_done();
 }

@@ -26,6 +26,7 @@ struct run_opts {
 	uint64_t after_ms;
 	uint64_t fill;		/* --fill SIZE (bytes of data memory) */
 	bool live;
+	bool prefault;
 	struct run_migrate_opts mig;
 };
 
@@ -36,6 +37,9 @@ static int run_usage(FILE *f, int status)
 		"  --snapshot-after-ms MS  when (default 0: right after start)\n"
 		"  --live               keep the guest running while the snapshot is written\n"
 		"                       (uffd write-protect, point-in-time); it then finishes\n"
+		"  --prefault           all guest memory writable and populated before the\n"
+		"                       guest runs (MADV_POPULATE_WRITE; KVM_PRE_FAULT_MEMORY\n"
+		"                       where the kernel has it)\n"
 		"  --fill SIZE          workload: first write SIZE of memory with non-zero data\n"
 		"                       (dirty: SIZE is its dirty set; default all of memory)\n"
 		"                       (all of it when larger); snapshot and migration points\n"
@@ -44,7 +48,8 @@ static int run_usage(FILE *f, int status)
 	return status;
 }
 
-enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE, RUN_OPT_FILL };
+enum { RUN_OPT_SNAPSHOT = CLI_OPT_CMD, RUN_OPT_AFTER_MS, RUN_OPT_LIVE, RUN_OPT_PREFAULT,
+       RUN_OPT_FILL };
 
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
@@ -53,6 +58,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "snapshot", required_argument, NULL, RUN_OPT_SNAPSHOT },
 		{ "snapshot-after-ms", required_argument, NULL, RUN_OPT_AFTER_MS },
 		{ "live", no_argument, NULL, RUN_OPT_LIVE },
+		{ "prefault", no_argument, NULL, RUN_OPT_PREFAULT },
 		{ "fill", required_argument, NULL, RUN_OPT_FILL },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
@@ -66,6 +72,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			return run_usage(stdout, 0) - 1;
 		case RUN_OPT_LIVE:
 			o->live = true;
+			break;
+		case RUN_OPT_PREFAULT:
+			o->prefault = true;
 			break;
 		case RUN_OPT_SNAPSHOT:
 			o->snapshot = optarg;
@@ -175,8 +184,12 @@ int cmd_run(int argc, char **argv)
 		ret = cli_fail(1, "run", "%s", err);
 	else if ((ret = vmm_load_guest(vm, err, sizeof(err))))
 		ret = cli_fail(1, "run", "%s", err);
+	else if (o.prefault && (ret = vmm_prefault(vm, err, sizeof(err))))
+		ret = cli_fail(1, "run", "%s", err);
 	else
 		ret = run_guest(vm, &o, &st);
+	if (vm && o.prefault)
+		vm_stats_add(&st, "prefault", "\"%s\"", vmm_kvm_prefaulted(vm) ? "host+kvm" : "host");
 	if (vm)
 		st.first_entry_ns = vmm_first_entry_ns(vm);
 	st.end_ns = mono_now_ns();

@@ -72,6 +72,8 @@ struct region {
 	uint8_t *alias;		/* MINOR: second mapping we write content through */
 	bool minor;		/* install = write alias + UFFDIO_CONTINUE */
 	bool zeropage_ok;	/* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
+	int pwrite_fd;		/* MINOR on shmem: fill the page cache with pwrite; else -1 */
+	uint64_t pwrite_off;	/* file offset of the region's first byte (lvm_mem_wrap) */
 	/* A private mapping of the shared page cache (core/share.h): the source
 	 * put the content in the cache; install = UFFDIO_CONTINUE, zeros =
 	 * UFFDIO_ZEROPAGE; the cache is never written or punched from here. */
@@ -103,6 +105,8 @@ struct worker {
 	uint8_t *scratch;
 	size_t scratch_size;
 	bool prefetching;	/* the fill thread, on the prefetch list: its counter */
+	bool faults_dense;	/* handler: adaptive polling spins (loop.c) */
+	uint64_t served_ns;	/* handler: when it last finished a batch */
 };
 
 /* A range lvm_engine_prefetch() queued: pages [lo, hi) of region id (by
@@ -154,6 +158,7 @@ struct lvm_engine {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	_Atomic int demand_active;
+	_Atomic bool spinning;	/* a handler busy-polls the uffd (loop.c) */
 	_Atomic uint64_t unresolved;
 	_Atomic int fill_error;
 

@@ -38,6 +38,7 @@ static int region_new(uint64_t base, uint64_t size, size_t psz, struct lvm_sourc
 	r->size = size;
 	r->psz = psz;
 	r->pshift = (unsigned)__builtin_ctzll(psz);
+	r->pwrite_fd = -1;
 	r->src = src;
 	r->src_off = src_off;
 	r->zeropage_ok = psz == 4096;
@@ -134,6 +135,11 @@ static int engine_add_own(struct lvm_engine *e, struct lvm_mem *mem, struct lvm_
 	r->own_mem = own;
 	r->shared_cache = mem->share && m == LVM_MODE_MINOR;
 	r->minor = m == LVM_MODE_MINOR && !r->shared_cache;
+	/* shmem takes write(): it allocates the page-cache pages in the kernel,
+	 * without a page fault per page on the alias (hugetlbfs and guest_memfd
+	 * have no write path; they keep the alias). */
+	r->pwrite_fd = r->minor && lvm_mem_backing(mem) == LVM_BACKING_MEMFD ? mem->fd : -1;
+	r->pwrite_off = mem->fd_off;
 	/* UFFDIO_ZEROPAGE is for private mappings; shared memory takes a COPY of zeros. */
 	r->zeropage_ok = r->zeropage_ok && (mem->fd < 0 || r->shared_cache);
 	return engine_add_region(e, r);

@@ -227,7 +227,6 @@ static int restore_lazy(struct vm_restore *rs, const struct vm_restore_opts *o, 
 	 * from them for milliseconds (docs/restore-latency.md). */
 	eo.fill_delay_ms = RESTORE_FILL_DELAY_MS;
 	restore_ws_engine_opts(&rs->ws, o, &eo);
-	eo.spin_us = 20;
 	eo.on_error = restore_on_error;
 	eo.on_error_ctx = rs;
 	int ret = lvm_engine_create(&eo, &rs->e);
