@@ -1,4 +1,4 @@
-# lazyvm — plain Makefile.  Targets: all, check, demo, install, clean, fuzz, bench.
+# lazyvm — plain Makefile.  Targets: all, check, chaos, demo, install, clean, fuzz, bench.
 #   make CC=clang                       build with clang
 #   make check SANITIZE=address,undefined   sanitizer build in its own directory
 #   make check SANITIZE=thread

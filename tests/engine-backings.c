@@ -145,17 +145,34 @@ static void run_gmem_eager(const char *path)
 	lvm_mem_destroy(mem);
 }
 
+static char pattern_path[64];
+
+static void lazy_demand(enum lvm_backing b, enum lvm_mode m, const char *name)
+{
+	(void)name;
+	run_lazy(b, m, pattern_path, false);
+}
+
+static void lazy_fill(enum lvm_backing b, enum lvm_mode m, const char *name)
+{
+	(void)name;
+	run_lazy(b, m, pattern_path, true);
+}
+
+static const struct test_row tests[] = {
+	{ "demand faults, 4 threads", lazy_demand, TEST_ALL_BACKINGS, LVM_MODE_MISSING, 1 },
+	{ "demand faults, 4 threads", lazy_demand, TEST_ALL_BACKINGS, LVM_MODE_MINOR, 1 },
+	{ "with background fill", lazy_fill, TEST_BACKING(LVM_BACKING_ANON), LVM_MODE_MISSING, 1 },
+	{ "with background fill", lazy_fill, TEST_BACKING(LVM_BACKING_MEMFD), LVM_MODE_MINOR, 1 },
+};
+
 int main(void)
 {
-	char path[64];
-	if (pattern_file(REGION, path, sizeof(path)) < 0)
+	if (pattern_file(REGION, pattern_path, sizeof(pattern_path)) < 0)
 		tap_bail("cannot create the pattern file");
-	tap_plan(LVM_BACKING__COUNT * 2 + 2 + 1);
-	for (int b = 0; b < LVM_BACKING__COUNT; b++)
-		for (int m = LVM_MODE_MISSING; m <= LVM_MODE_MINOR; m++)
-			run_lazy((enum lvm_backing)b, (enum lvm_mode)m, path, false);
-	run_lazy(LVM_BACKING_ANON, LVM_MODE_MISSING, path, true);
-	run_lazy(LVM_BACKING_MEMFD, LVM_MODE_MINOR, path, true);
-	run_gmem_eager(path);
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	tap_plan(test_table_plan(tests, n) + 1);
+	test_table_run(tests, n);
+	run_gmem_eager(pattern_path);
 	return tap_done();
 }

@@ -101,35 +101,40 @@ static int run_child(void (*fn)(enum lvm_backing, enum lvm_mode), enum lvm_backi
 	return status;
 }
 
+static void sigbus_kills(enum lvm_backing b, enum lvm_mode m, const char *name)
+{
+	int st = run_child(child_touch_bad, b, m);
+	tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "%s x %s: %s", lvm_backing_name(b),
+	       lvm_mode_name(m), name);
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGBUS)
+		tap_diag("child status 0x%x", st);
+}
+
+static void sigbus_only_there(enum lvm_backing b, enum lvm_mode m, const char *name)
+{
+	int st = run_child(child_catch_and_verify, b, m);
+	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s x %s: %s", lvm_backing_name(b),
+	       lvm_mode_name(m), name);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		tap_diag("child status 0x%x (1 no SIGBUS, 2 wrong address, 3 other page bad, "
+			 "4 error message)", st);
+}
+
+#define KILLS "touching the page the source failed kills with SIGBUS"
+#define ONLY_THERE "SIGBUS at that page only, every other page intact, error names it"
+static const struct test_row tests[] = {
+	{ KILLS, sigbus_kills, TEST_BACKING(LVM_BACKING_ANON) | TEST_BACKING(LVM_BACKING_MEMFD),
+	  LVM_MODE_MISSING, 1 },
+	{ KILLS, sigbus_kills, TEST_BACKING(LVM_BACKING_MEMFD), LVM_MODE_MINOR, 1 },
+	{ ONLY_THERE, sigbus_only_there,
+	  TEST_BACKING(LVM_BACKING_ANON) | TEST_BACKING(LVM_BACKING_MEMFD), LVM_MODE_MISSING, 1 },
+	{ ONLY_THERE, sigbus_only_there, TEST_BACKING(LVM_BACKING_MEMFD), LVM_MODE_MINOR, 1 },
+};
+
 int main(void)
 {
-	static const struct { enum lvm_backing b; enum lvm_mode m; } cases[] = {
-		{ LVM_BACKING_ANON, LVM_MODE_MISSING },
-		{ LVM_BACKING_MEMFD, LVM_MODE_MISSING },
-		{ LVM_BACKING_MEMFD, LVM_MODE_MINOR },
-	};
-	tap_plan(2 * (int)(sizeof(cases) / sizeof(cases[0])));
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *bn = lvm_backing_name(cases[i].b), *mn = lvm_mode_name(cases[i].m);
-		struct lvm_probe p = { .struct_size = sizeof(p) };
-		lvm_probe(cases[i].b, cases[i].m, &p);
-		if (p.err) {
-			tap_skip("source failure", "%s x %s: %s", bn, mn, p.reason);
-			tap_skip("source failure", "%s x %s: %s", bn, mn, p.reason);
-			continue;
-		}
-		int st = run_child(child_touch_bad, cases[i].b, cases[i].m);
-		tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
-		       "%s x %s: touching the page the source failed kills with SIGBUS", bn, mn);
-		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGBUS)
-			tap_diag("child status 0x%x", st);
-		st = run_child(child_catch_and_verify, cases[i].b, cases[i].m);
-		tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		       "%s x %s: SIGBUS at that page only, every other page intact, error names it",
-		       bn, mn);
-		if (!WIFEXITED(st) || WEXITSTATUS(st))
-			tap_diag("child status 0x%x (1 no SIGBUS, 2 wrong address, 3 other page bad, "
-				 "4 error message)", st);
-	}
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	tap_plan(test_table_plan(tests, n));
+	test_table_run(tests, n);
 	return tap_done();
 }

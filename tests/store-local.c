@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The chunk store in a local directory, no network:
- *  - SHA-256 against the FIPS 180-4 test vectors (one-shot and split);
+ *  - SHA-256 against the FIPS 180-4 test vectors (one-shot and split), with
+ *    the code this CPU uses (SHA-NI or portable); run it with
+ *    LAZYVM_SHA256_PORTABLE=1 for the portable code;
  *  - the manifest round-trips, and every corruption of it is refused;
  *  - a chunk object decodes only to the content its name hashes to;
  *  - snapshot push DIR BASE/NAME, then verify and a lazy restore from it

@@ -105,6 +105,51 @@ static inline void test_unserve(struct lvm_mem *mem, struct lvm_source *src,
 	lvm_source_destroy(src);
 	lvm_mem_destroy(mem);
 }
+
+/*
+ * Backing x mode test tables, as the kernel's uffd-unit-tests.c
+ * (uffd_tests[]: name, function, memory types, required feature): a row
+ * runs for each backing in its mask; where the kernel lacks the row's mode
+ * on a backing (lvm_probe), each of the row's results is "ok # SKIP" with
+ * the probe's reason.
+ */
+#ifdef LAZYVM_TAP_H
+#define TEST_BACKING(b) (1u << (b))
+#define TEST_ALL_BACKINGS ((1u << LVM_BACKING__COUNT) - 1)
+
+struct test_row {
+	const char *name;
+	void (*run)(enum lvm_backing b, enum lvm_mode m, const char *name);
+	unsigned backings;	/* TEST_BACKING() bits */
+	enum lvm_mode mode;	/* the feature the row needs */
+	int results;		/* TAP results run() reports per backing */
+};
+
+static inline int test_table_plan(const struct test_row *t, size_t n)
+{
+	int plan = 0;
+	for (size_t i = 0; i < n; i++)
+		plan += __builtin_popcount(t[i].backings) * t[i].results;
+	return plan;
+}
+
+static inline void test_table_run(const struct test_row *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (int b = 0; b < LVM_BACKING__COUNT; b++) {
+			if (!(t[i].backings & TEST_BACKING(b)))
+				continue;
+			struct lvm_probe p = { .struct_size = sizeof(p) };
+			lvm_probe((enum lvm_backing)b, t[i].mode, &p);
+			for (int r = 0; p.err && r < t[i].results; r++)
+				tap_skip(t[i].name, "%s x %s: %s", lvm_backing_name(b),
+					 lvm_mode_name(t[i].mode), p.reason);
+			if (!p.err)
+				t[i].run((enum lvm_backing)b, t[i].mode, t[i].name);
+		}
+	}
+}
+#endif
 #endif
 
 #ifdef LAZYVM_HUGETLB_H

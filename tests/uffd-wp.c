@@ -65,7 +65,7 @@ static void run(enum lvm_backing b)
 		 lvm_backing_name(b));
 	struct hugetlb_reservation res = HUGETLB_RESERVATION_INIT;
 	if (!test_can_run(name, b, LVM_MODE_WP, REGION, &res)) {
-		tap_skip(lvm_backing_name(b), "see above: WP faults not counted");
+		tap_skip(lvm_backing_name(b), "no huge pages: WP faults not counted");
 		return;
 	}
 	struct lvm_mem *mem;
@@ -129,10 +129,19 @@ out:
 	hugetlb_release(&res);
 }
 
+static void wp_copy(enum lvm_backing b, enum lvm_mode m, const char *name)
+{
+	(void)m, (void)name;
+	run(b);
+}
+
+static const struct test_row tests[] = {
+	{ "WP faults and a point-in-time copy", wp_copy, TEST_ALL_BACKINGS, LVM_MODE_WP, 2 },
+};
+
 int main(void)
 {
-	tap_plan(2 * LVM_BACKING__COUNT);
-	for (int b = 0; b < LVM_BACKING__COUNT; b++)
-		run((enum lvm_backing)b);
+	tap_plan(test_table_plan(tests, 1));
+	test_table_run(tests, 1);
 	return tap_done();
 }

@@ -284,8 +284,8 @@ int cmd_restore(int argc, char **argv)
 	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));
+	store_cli_print_stats(&sc, stderr);	/* its counters live in the source */
 	vm_restore_close(rs);
-	store_cli_print_stats(&sc, stderr);
 	store_cli_close(&sc);
 	return status;
 }

@@ -19,7 +19,6 @@
 #include "util/histogram.h"
 #include "migrate/dst.h"
 #include "migrate/gate.h"
-#include "util/thread-latency.h"
 
 int dst_fail(struct mig_dst *d, int ret, const char *fmt, ...)
 {
@@ -367,10 +366,9 @@ static int dst_postcopy_step(struct mig_dst *d)
 /* Post-copy: pushed units on the main channel until every unit is here. */
 static int dst_postcopy(struct mig_dst *d)
 {
-	int ret = 0, nice = thread_set_bulk();	/* vCPUs and requests come first */
+	int ret = 0;	/* at normal priority: see migrate.h */
 	while (!ret && atomic_load(&d->nhave) < d->nunits)
 		ret = dst_postcopy_step(d);
-	thread_restore_bulk(nice);
 	if (!ret)
 		dst_finish(d);
 	return ret;

@@ -45,8 +45,8 @@ void manifest_free(struct manifest *m)
 
 void manifest_set(struct manifest *m, uint64_t idx, const uint8_t hash[SHA256_LEN])
 {
-	if (!m->present[idx])
-		m->present_count++;
+	if (!m->present[idx])	/* push threads set distinct chunks, the count together */
+		__atomic_add_fetch(&m->present_count, 1, __ATOMIC_RELAXED);
 	m->present[idx] = 1;
 	memcpy(m->hash[idx], hash, SHA256_LEN);
 }

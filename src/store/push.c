@@ -174,7 +174,7 @@ static int push_chunk(struct push_job *j, struct objstore *h, uint64_t i, uint8_
 	uint8_t *obj, hash[SHA256_LEN];
 	size_t olen;
 	sha256(buf, len, hash);
-	manifest_set(j->m, i, hash);	/* distinct i per thread: no race */
+	manifest_set(j->m, i, hash);	/* distinct i per thread; the count is atomic */
 	if (!hashset_add(&j->known, hash)) {
 		atomic_fetch_add(&j->present, 1);
 		return 0;
