@@ -6,6 +6,8 @@
 #include "lazyvm.h"
 #include "cli.h"
 #include "core/share.h"
+#include "vmm/vmm.h"
+#include "core/uapi-compat.h"
 #include "core/uffd.h"
 
 static void print_json_string(const char *s)
@@ -99,6 +101,8 @@ int cmd_probe(int argc, char **argv)
 
 	struct lvm_probe share;
 	share_probe(&share);
+	bool kvm_uf, gmem_write;
+	vmm_probe_secret_free(&kvm_uf, &gmem_write);
 	if (json) {
 		printf("{\"uffd_features\":\"0x%llx\",\"matrix\":{", (unsigned long long)features);
 		for (int b = 0; b < LVM_BACKING__COUNT; b++) {
@@ -111,7 +115,9 @@ int cmd_probe(int argc, char **argv)
 			}
 			printf("}");
 		}
-		printf("},\"share\":{\"supported\":%s,\"reason\":", share.err ? "false" : "true");
+		printf("},\"secret_free\":{\"kvm_userfault\":%s,\"gmem_write\":%s}",
+		       kvm_uf ? "true" : "false", gmem_write ? "true" : "false");
+		printf(",\"share\":{\"supported\":%s,\"reason\":", share.err ? "false" : "true");
 		print_json_string(share.reason);
 		printf("}}\n");
 		return 0;
@@ -134,6 +140,9 @@ int cmd_probe(int argc, char **argv)
 	}
 	printf("\n");
 	probe_print_gmem_verdict(p[LVM_BACKING_GMEM]);
+	/* Firecracker's secret-free VMs (restore --secret-free, fc-serve). */
+	printf("KVM userfault (KVM_MEM_USERFAULT, cap %d): %s\nguest_memfd write(): %s\n",
+	       LVM_KVM_CAP_USERFAULT, kvm_uf ? "yes" : "no", gmem_write ? "yes" : "no");
 	probe_print_share_verdict(&share);
 	return 0;
 }

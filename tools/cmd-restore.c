@@ -23,7 +23,8 @@ static int restore_usage(FILE *f, int status)
 {
 	fprintf(f, "usage: lazyvm restore DIR [--eager] [--backing KIND] [--mode missing|minor]\n"
 		"                      [--no-background] [--fault-around SIZE] [--memory-file IMAGE]\n"
-		"                      [--uffd-socket PATH] [--prefetch ws|all|none] [--record-ws]\n"
+		"                      [--uffd-socket PATH [--secret-free]] [--prefetch ws|all|none]\n"
+		"                      [--record-ws]\n"
 		"                      [--stats-json FILE]\n"
 		SHARE_CLI_SYNOPSIS
 		"  --eager              fill all memory before the first instruction\n"
@@ -38,6 +39,9 @@ static int restore_usage(FILE *f, int status)
 		"                       DIR needs only its state file\n"
 		"  --uffd-socket PATH   memory from the page server on PATH, Firecracker's\n"
 		"                       protocol (e.g. lazyvm fc-serve --mem-file DIR/memory)\n"
+		"  --secret-free        with --uffd-socket: a secret-free VM as Firecracker's\n"
+		"                       secret-hiding branch runs it (gmem memslot with\n"
+		"                       KVM_MEM_USERFAULT; FaultRequests to the server)\n"
 		STORE_CACHE_USAGE
 		SHARE_CLI_USAGE
 		"  --snapshot DEST      (with a chunk-store SRC) a diff snapshot into DEST\n"
@@ -60,8 +64,9 @@ static int restore_status(int err)
 
 enum {
 	RESTORE_OPT_EAGER = CLI_OPT_CMD, RESTORE_OPT_NO_BACKGROUND, RESTORE_OPT_MEMORY_FILE,
-	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_PREFETCH,
-	RESTORE_OPT_RECORD_WS, RESTORE_OPT_SNAPSHOT, RESTORE_OPT_AFTER_MS, RESTORE_OPT_LIVE,
+	RESTORE_OPT_FAULT_AROUND, RESTORE_OPT_UFFD_SOCKET, RESTORE_OPT_SECRET_FREE,
+	RESTORE_OPT_PREFETCH, RESTORE_OPT_RECORD_WS, RESTORE_OPT_SNAPSHOT, RESTORE_OPT_AFTER_MS,
+	RESTORE_OPT_LIVE,
 };
 
 /* --snapshot DEST --snapshot-after-ms MS [--live]: a diff snapshot. */
@@ -111,6 +116,9 @@ static int restore_apply(struct vm_restore_opts *ro, int ch, const char *val)
 	case RESTORE_OPT_UFFD_SOCKET:
 		ro->uffd_socket = val;
 		return 1;
+	case RESTORE_OPT_SECRET_FREE:
+		ro->secret_free = true;
+		return 1;
 	case RESTORE_OPT_PREFETCH:
 		if (vm_prefetch_parse(val, &ro->prefetch))
 			return cli_fail(EXIT_USAGE, "restore", "--prefetch: ws, all or none, not '%s'",
@@ -135,6 +143,7 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "memory-file", required_argument, NULL, RESTORE_OPT_MEMORY_FILE },
 		{ "fault-around", required_argument, NULL, RESTORE_OPT_FAULT_AROUND },
 		{ "uffd-socket", required_argument, NULL, RESTORE_OPT_UFFD_SOCKET },
+		{ "secret-free", no_argument, NULL, RESTORE_OPT_SECRET_FREE },
 		{ "prefetch", required_argument, NULL, RESTORE_OPT_PREFETCH },
 		{ "record-ws", no_argument, NULL, RESTORE_OPT_RECORD_WS },
 		{ "snapshot", required_argument, NULL, RESTORE_OPT_SNAPSHOT },
@@ -168,6 +177,10 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 	if (sn->live && !sn->dest)
 		return cli_fail(EXIT_USAGE, "restore", "--live needs --snapshot DEST");
 	*dir = argv[optind];
+	if (ro->secret_free && !ro->uffd_socket) {
+		fprintf(stderr, "lazyvm restore: --secret-free needs --uffd-socket\n");
+		return EXIT_USAGE;
+	}
 	ro->backing = vo->backing;
 	ro->backing_set = vo->backing_set;
 	ro->mode = vo->mode;

@@ -92,6 +92,11 @@ static int gmem_create(struct lvm_mem *mem, int kvm_vm_fd)
 		.size = mem->size,
 		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
 	};
+	/* write() where the kernel has it (the secret-free page server
+	 * populates with pwrite; core/uapi-compat.h): harmless otherwise. */
+	int caps = ioctl(kvm_vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+	if (caps > 0 && (caps & LVM_GUEST_MEMFD_FLAG_WRITE))
+		g.flags |= LVM_GUEST_MEMFD_FLAG_WRITE;
 	int fd = ioctl(kvm_vm_fd, KVM_CREATE_GUEST_MEMFD, &g);
 	if (fd < 0)
 		return -errno;

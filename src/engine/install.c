@@ -113,7 +113,10 @@ static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint
 		install_fill_cache(e, r, a, src, len);
 		ret = uffd_continue(e->uffd, dst, len, 0, &done);
 	} else if (src) {
-		ret = uffd_copy(e->uffd, dst, src, len, 0, &done);
+		/* Secret-free: wake only once the bits are clear too
+		 * (engine_sf_after_copy), so the woken VMM sees them clear. */
+		ret = uffd_copy(e->uffd, dst, src, len, r->ufbits ? UFFDIO_COPY_MODE_DONTWAKE : 0,
+				&done);
 	} else if (r->zeropage_ok && zero_map) {
 		ret = uffd_zeropage(e->uffd, dst, len, 0, &done);
 	} else {

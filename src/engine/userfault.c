@@ -289,6 +289,8 @@ void engine_sf_after_copy(struct lvm_engine *e, const struct run *run)
 			n++;
 		}
 	atomic_fetch_add(&e->sf.pages_copied, n);
+	/* The COPY did not wake (DONTWAKE): the faulting thread goes on now. */
+	uffd_wake(e->uffd, sf_host_addr(r, run->lo), (run->hi - run->lo) << r->pshift);
 }
 
 void engine_sf_stats(struct lvm_engine *e, struct engine_sf_stats *s)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,12 +182,23 @@ static bool fd_link_is(int fd, const char *prefix)
 	return !strncmp(link, prefix, strlen(prefix));
 }
 
+/* guest_memfd: an anonymous inode "[kvm-gmem]" up to 6.x, an inode of its
+ * own pseudo filesystem (GUEST_MEMFD_MAGIC "GMEM") since 6.17/7.x. */
+#define GUEST_MEMFD_MAGIC 0x474d454d
+static bool fd_is_guest_memfd(int fd)
+{
+	struct statfs sf;
+	if (!fstatfs(fd, &sf) && (uint64_t)sf.f_type == GUEST_MEMFD_MAGIC)
+		return true;
+	return fd_link_is(fd, "anon_inode:[kvm-gmem]");
+}
+
 static int check_fds(struct fc_sf_handshake *h, char *err, size_t errlen)
 {
 	struct stat st;
 	if (uffd_check_fd(h->uffd))
 		return errmsg_set(err, errlen, -EBADMSG, "fd 1 of 3 is not a userfaultfd");
-	if (!fd_link_is(h->gmem_fd, "anon_inode:[kvm-gmem]") || fstat(h->gmem_fd, &st))
+	if (!fd_is_guest_memfd(h->gmem_fd) || fstat(h->gmem_fd, &st))
 		return errmsg_set(err, errlen, -EBADMSG, "fd 2 of 3 is not a guest_memfd");
 	if ((uint64_t)st.st_size != h->gmem_size)
 		return errmsg_set(err, errlen, -EBADMSG, "the guest_memfd is %lld bytes, the "

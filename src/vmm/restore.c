@@ -18,6 +18,7 @@
 
 #include "core/backing.h"
 #include "fc/fc.h"
+#include "fc/sf-client.h"
 #include "snapshot/snapshot.h"
 #include "util/progress.h"
 #include "util/timeline.h"
@@ -37,6 +38,7 @@ struct vm_restore {
 	struct lvm_engine *e;
 	struct lvm_source *src;
 	struct fc_client *fc;	/* --uffd-socket: an external page server serves memory */
+	struct fc_sf_client *sf;	/* --uffd-socket --secret-free */
 	enum lvm_backing backing;
 	const char *mode;
 	bool eager;		/* asked for, or gmem without uffd */
@@ -76,10 +78,33 @@ static int meta_u64(struct snap_reader *r, const char *key, uint64_t *out, char 
 	return 0;
 }
 
+/* Secret-free: guest_memfd memory, the server decides how pages go in. */
+static int restore_check_secret_free(struct vm_restore *rs, const struct vm_restore_opts *o,
+				     char *err, size_t errlen)
+{
+	if (!o->backing_set)
+		rs->backing = LVM_BACKING_GMEM;
+	if (rs->backing != LVM_BACKING_GMEM || o->eager || o->mode_set || o->memory_file ||
+	    o->memory_source) {
+		snprintf(err, errlen, "--secret-free: guest_memfd memory (--backing gmem) served "
+			 "by the page server; --eager, --mode and --memory-file do not apply");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int restore_userfault(void *ctx, unsigned vcpu, uint64_t gpa, uint64_t flags)
+{
+	struct vm_restore *rs = ctx;
+	return fc_sf_client_fault(rs->sf, vcpu, gpa, flags);
+}
+
 /* Firecracker's page-server protocol: anonymous (or hugetlb) memory, MISSING. */
 static int restore_check_uffd_socket(struct vm_restore *rs, const struct vm_restore_opts *o,
 				     char *err, size_t errlen)
 {
+	if (o->secret_free)
+		return restore_check_secret_free(rs, o, err, errlen);
 	if (!o->backing_set)
 		rs->backing = LVM_BACKING_ANON;	/* what Firecracker maps */
 	if (o->eager || (o->mode_set && o->mode != LVM_MODE_MISSING) || o->memory_file ||
@@ -187,7 +212,8 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 		return ret == -EBADMSG ? -ENOMEM : ret;
 	}
 	struct vmm_opts vo = { .mem_size = mem, .vcpus = (unsigned)vcpus, .backing = rs->backing,
-			       .serial_fd = o->serial_fd, .timeline = rs->tl };
+			       .serial_fd = o->serial_fd, .timeline = rs->tl,
+			       .secret_free = o->secret_free };
 	if (o->share && (ret = restore_share_prepare(rs->dir, o, mem, &rs->share, &vo.mem, err,
 						     errlen)))
 		return ret;
@@ -324,6 +350,14 @@ static void restore_on_server_lost(void *ctx, const char *msg)
 static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o, char *err,
 			  size_t errlen)
 {
+	if (o->uffd_socket && o->secret_free) {
+		rs->mode = "uffd-socket-secret-free";
+		vmm_set_userfault_handler(rs->vm, restore_userfault, rs);
+		int ret = fc_sf_client_connect(o->uffd_socket, vmm_mem(rs->vm),
+					       vmm_userfault_bitmap_fd(rs->vm),
+					       restore_on_server_lost, rs, &rs->sf, err, errlen);
+		return ret == -ENOENT ? -ECONNREFUSED : ret;
+	}
 	if (o->uffd_socket) {
 		rs->mode = "uffd-socket";
 		int ret = fc_client_connect(o->uffd_socket, vmm_mem(rs->vm), restore_on_server_lost,
@@ -499,10 +533,12 @@ void vm_restore_close(struct vm_restore *rs)
 	struct vmm *vm = rs->vm;
 	if (vm) {
 		vmm_abort(vm, "restore closed");
+		fc_sf_client_cancel(rs->sf);	/* a vCPU waiting for a FaultReply */
 		vmm_wait(vm, NULL, 0);
 	}
 	lvm_engine_destroy(rs->e);
 	fc_client_close(rs->fc);	/* the page server then finishes this VM */
+	fc_sf_client_close(rs->sf);
 	vmm_destroy(vm);
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);

@@ -69,6 +69,9 @@ struct vm_restore_opts {
 	/* Memory served by the page server on this socket, Firecracker's way
 	 * (src/fc/client.c); anon (default) or hugetlb backing only. */
 	const char *uffd_socket;
+	/* With uffd_socket and gmem: Firecracker's secret-free protocol (a
+	 * KVM_MEM_USERFAULT guest_memfd memslot, FaultRequests; fc/sf-client.c). */
+	bool secret_free;
 	/* Guest memory from this flat image (Firecracker style) instead of
 	 * DIR/memory; DIR then needs only its state file. */
 	const char *memory_file;

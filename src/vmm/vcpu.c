@@ -215,6 +215,11 @@ static void *vcpu_thread(void *arg)
 				break;
 			continue;
 		}
+		int uf = ret < 0 && errno == EFAULT ? vcpu_userfault_exit(v) : 0;
+		if (uf > 0)
+			continue;	/* served: the bit is clear now */
+		if (uf < 0)
+			break;
 		if (ret < 0) {
 			char what[96];
 			snprintf(what, sizeof(what), "KVM_RUN: %s", strerror(errno));

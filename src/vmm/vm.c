@@ -37,6 +37,10 @@ static int vmm_check_opts(const struct vmm_opts *o, char *err, size_t errlen)
 			 (unsigned long long)o->mem_size, (unsigned long long)GUEST_MAX_GIB);
 		return -EINVAL;
 	}
+	if (o->secret_free && o->backing != LVM_BACKING_GMEM) {
+		snprintf(err, errlen, "a secret-free VM's memory is a guest_memfd (--backing gmem)");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -62,6 +66,7 @@ static int vmm_open_kvm(struct vmm *vm, char *err, size_t errlen)
 }
 
 struct memslot_job {
+	struct vmm *vm;
 	struct timeline *tl;
 	int vm_fd;
 	struct kvm_userspace_memory_region slot;
@@ -71,7 +76,10 @@ struct memslot_job {
 static void *vmm_memslot_thread(void *arg)
 {
 	struct memslot_job *j = arg;
-	j->err = ioctl(j->vm_fd, KVM_SET_USER_MEMORY_REGION, &j->slot) ? errno : 0;
+	if (j->vm->ufbitmap)
+		j->err = vmm_userfault_memslot(j->vm);
+	else
+		j->err = ioctl(j->vm_fd, KVM_SET_USER_MEMORY_REGION, &j->slot) ? errno : 0;
 	timeline_mark(j->tl, "kvm_set_memslot");
 	return NULL;
 }
@@ -90,7 +98,8 @@ static void *vmm_memslot_thread(void *arg)
  * grace period it allocates the slot's reverse maps (shadow paging: ~10 bytes
  * per 4 KiB page, ~2 ms at 4 GiB).
  */
-static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t errlen)
+static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, bool secret_free, char *err,
+			  size_t errlen)
 {
 	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
 	int ret = vm->mem ? 0 : lvm_mem_create(&mo, &vm->mem);
@@ -100,7 +109,10 @@ static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, char *err, size_t 
 		return ret;
 	}
 	timeline_mark(vm->tl, "memory_create");
+	if (secret_free && (ret = vmm_userfault_setup(vm, err, errlen)))
+		return ret;
 	struct memslot_job j = {
+		.vm = vm,
 		.tl = vm->tl,
 		.vm_fd = vm->vm_fd,
 		.slot = { .slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem_size,
@@ -138,7 +150,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 		lvm_mem_destroy(o->mem);
 		return ret ? ret : -ENOMEM;
 	}
-	vm->kvm_fd = vm->vm_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->ufbitmap_fd = -1;
 	for (unsigned i = 0; i < VMM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
 	vm->mem_size = o->mem_size;
@@ -163,7 +175,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	if (!ret)
 		ret = vmm_open_kvm(vm, err, errlen);
 	if (!ret)
-		ret = vmm_add_memory(vm, o->backing, err, errlen);
+		ret = vmm_add_memory(vm, o->backing, o->secret_free, err, errlen);
 	if (ret) {
 		vmm_destroy(vm);
 		return ret;
@@ -195,6 +207,7 @@ void vmm_destroy(struct vmm *vm)
 		close(vm->vm_fd);
 	/* After the VM: the memslot no longer points at the memory. */
 	lvm_mem_destroy(vm->mem);
+	vmm_userfault_destroy(vm);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->cpuid);

@@ -56,6 +56,15 @@ struct vmm {
 	unsigned nparked;
 	char error[256];
 
+	/* --secret-free (userfault.c): the userfault bitmap and who serves
+	 * the vCPUs' userfault exits. */
+	int ufbitmap_fd;
+	void *ufbitmap;
+	size_t ufbitmap_len;
+	int (*userfault)(void *ctx, unsigned vcpu, uint64_t gpa, uint64_t flags);
+	void *userfault_ctx;
+	_Atomic uint64_t userfault_exits;
+
 	_Atomic uint64_t first_entry_ns;
 	struct timeline *tl;	/* NULL: nobody measures */
 	struct serial serial;
@@ -80,6 +89,12 @@ int x86_get_cpuid(struct vmm *vm, char *err, size_t errlen);
 int x86_vcpu_init(struct vcpu *v, char *err, size_t errlen);
 int x86_write_tables(struct vmm *vm);
 int x86_vcpu_boot(struct vcpu *v);
+
+/* userfault.c */
+int vmm_userfault_setup(struct vmm *vm, char *err, size_t errlen);
+int vmm_userfault_memslot(struct vmm *vm);	/* 0 or errno */
+void vmm_userfault_destroy(struct vmm *vm);
+int vcpu_userfault_exit(struct vcpu *v);
 
 /* serial.c */
 void serial_init(struct serial *s, int fd);

@@ -39,6 +39,9 @@ struct vmm_opts {
 	/* Optional: the VM's creation steps and first KVM_RUN are marked here
 	 * (timeline.h); must outlive the VM. */
 	struct timeline *timeline;
+	/* gmem only: a KVM_MEM_USERFAULT guest_memfd memslot with a userfault
+	 * bitmap, as Firecracker's secret-free VMs (src/vmm/userfault.c). */
+	bool secret_free;
 	/* Optional: use this guest memory (size mem_size; the VM takes it over)
 	 * instead of creating it on `backing` (e.g. a private mapping of the
 	 * shared page cache, core/share.h). */
@@ -60,6 +63,17 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 void vmm_destroy(struct vmm *vm);
 
 struct lvm_mem *vmm_mem(struct vmm *vm);
+/* secret_free: the bitmap memfd (-1 otherwise); who serves userfault exits
+ * (returns 0 once the page is in: the vCPU enters again; -errno stops the
+ * VM); how many exits there were. */
+int vmm_userfault_bitmap_fd(const struct vmm *vm);
+void vmm_set_userfault_handler(struct vmm *vm, int (*fn)(void *ctx, unsigned vcpu,
+							 uint64_t gpa, uint64_t flags),
+			       void *ctx);
+uint64_t vmm_userfault_exits(const struct vmm *vm);
+/* lazyvm probe: KVM_CAP_USERFAULT (the port's number) and guest_memfd
+ * write() on this kernel.  0 or -errno (no KVM). */
+int vmm_probe_secret_free(bool *userfault, bool *gmem_write);
 int vmm_vm_fd(const struct vmm *vm);
 unsigned vmm_vcpus(const struct vmm *vm);
 
