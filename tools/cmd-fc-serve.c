@@ -349,8 +349,8 @@ int cmd_fc_serve(int argc, char **argv)
 	signal_server = NULL;
 	metrics_stop(metrics);
 	fc_server_close(s);
+	store_cli_print_stats(&c.sc, stderr);	/* its counters live in the source */
 	lvm_source_destroy(c.o.src);
-	store_cli_print_stats(&c.sc, stderr);
 	store_cli_close(&c.sc);
 	ws_free(&c.ws);
 	return status;
