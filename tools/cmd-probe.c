@@ -5,6 +5,7 @@
 
 #include "lazyvm.h"
 #include "cli.h"
+#include "core/share.h"
 #include "vmm/vmm.h"
 #include "core/uapi-compat.h"
 #include "core/uffd.h"
@@ -56,6 +57,18 @@ static void probe_print_gmem_verdict(const struct lvm_probe gmem[LVM_MODE__COUNT
 	       "it)\n");
 }
 
+/* restore --share: one page cache for many VMs (docs/sharing.md). */
+static void probe_print_share_verdict(const struct lvm_probe *share)
+{
+	if (!share->err)
+		printf("share: one page cache for many VMs on this kernel (MINOR on a MAP_PRIVATE "
+		       "memfd mapping: UFFDIO_CONTINUE maps the cache's page, a write copies it): "
+		       "restore --share keeps a snapshot's memory once per host\n");
+	else
+		printf("share: no true sharing on this kernel (%s): restore --share fetches each "
+		       "page once per host but copies it into every VM\n", share->reason);
+}
+
 int cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -86,6 +99,8 @@ int cmd_probe(int argc, char **argv)
 			lvm_probe((enum lvm_backing)b, (enum lvm_mode)m, &p[b][m]);
 		}
 
+	struct lvm_probe share;
+	share_probe(&share);
 	bool kvm_uf, gmem_write;
 	vmm_probe_secret_free(&kvm_uf, &gmem_write);
 	if (json) {
@@ -100,8 +115,11 @@ int cmd_probe(int argc, char **argv)
 			}
 			printf("}");
 		}
-		printf("},\"secret_free\":{\"kvm_userfault\":%s,\"gmem_write\":%s}}\n",
+		printf("},\"secret_free\":{\"kvm_userfault\":%s,\"gmem_write\":%s}",
 		       kvm_uf ? "true" : "false", gmem_write ? "true" : "false");
+		printf(",\"share\":{\"supported\":%s,\"reason\":", share.err ? "false" : "true");
+		print_json_string(share.reason);
+		printf("}}\n");
 		return 0;
 	}
 	printf("uffd features: 0x%llx\n\n%-9s", (unsigned long long)features, "backing");
@@ -125,5 +143,6 @@ int cmd_probe(int argc, char **argv)
 	/* Firecracker's secret-free VMs (restore --secret-free, fc-serve). */
 	printf("KVM userfault (KVM_MEM_USERFAULT, cap %d): %s\nguest_memfd write(): %s\n",
 	       LVM_KVM_CAP_USERFAULT, kvm_uf ? "yes" : "no", gmem_write ? "yes" : "no");
+	probe_print_share_verdict(&share);
 	return 0;
 }

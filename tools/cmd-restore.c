@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "util/timeline.h"
 #include "restore-diff.h"
+#include "share-cli.h"
 #include "store-cli.h"
 #include "vm-common.h"
 #include "vmm/snapshot.h"
@@ -25,6 +26,7 @@ static int restore_usage(FILE *f, int status)
 		"                      [--uffd-socket PATH [--secret-free]] [--prefetch ws|all|none]\n"
 		"                      [--record-ws]\n"
 		"                      [--stats-json FILE]\n"
+		SHARE_CLI_SYNOPSIS
 		"  --eager              fill all memory before the first instruction\n"
 		"  --no-background      lazy: serve faults only, no background fill\n"
 		"  --record-ws          record the pages the guest touches, in order, as\n"
@@ -41,6 +43,7 @@ static int restore_usage(FILE *f, int status)
 		"                       secret-hiding branch runs it (gmem memslot with\n"
 		"                       KVM_MEM_USERFAULT; FaultRequests to the server)\n"
 		STORE_CACHE_USAGE
+		SHARE_CLI_USAGE
 		"  --snapshot DEST      (with a chunk-store SRC) a diff snapshot into DEST\n"
 		"                       (URL, BASE/NAME, or a NAME beside SRC): only changed\n"
 		"                       chunks are written, the rest are SRC's\n"
@@ -147,6 +150,7 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 		{ "snapshot-after-ms", required_argument, NULL, RESTORE_OPT_AFTER_MS },
 		{ "live", no_argument, NULL, RESTORE_OPT_LIVE },
 		STORE_CACHE_OPTIONS,
+		SHARE_CLI_OPTIONS,
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	int ch, r;
@@ -161,6 +165,8 @@ static int restore_parse(int argc, char **argv, struct vm_cli_opts *vo,
 			r = store_cache_apply(co, "restore", ch, optarg);
 		if (!r)
 			r = restore_snap_apply(sn, ch, optarg);
+		if (!r)
+			r = share_cli_apply(ro, "restore", ch, optarg);
 		if (!r)
 			r = vm_cli_apply(vo, "restore", ch, optarg);
 		if (r != 1)
@@ -287,6 +293,7 @@ int cmd_restore(int argc, char **argv)
 	timeline_json(&tl, steps, sizeof(steps));
 	vm_stats_add(&st, "steps_us", "%s", steps);
 	vm_stats_add(&st, "start_monotonic_ns", "%llu", (unsigned long long)st.start_ns);
+	share_cli_stats(rs, &st);
 	int wret = vo.stats_json ? vm_stats_write(vo.stats_json, &st) : 0;
 	if (wret)
 		status = cli_fail(1, "restore", "%s: %s", vo.stats_json, strerror(-wret));

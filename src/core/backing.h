@@ -29,6 +29,7 @@
 #include "lazyvm.h"
 
 struct lvm_mem;
+struct share_cache;
 
 struct backing_ops {
 	enum lvm_backing kind;
@@ -49,6 +50,7 @@ struct lvm_mem {
 	void *alias;		/* second mapping of fd, for MINOR fills */
 	uint64_t fd_off;	/* where addr's mapping starts in fd (lvm_mem_wrap) */
 	bool borrowed;		/* lvm_mem_wrap: addr and fd are the caller's */
+	struct share_cache *share;	/* a private mapping of the shared cache (core/share.h) */
 };
 
 const struct backing_ops *backing_ops_get(enum lvm_backing b);

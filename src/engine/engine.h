@@ -74,6 +74,10 @@ struct region {
 	_Atomic bool zeropage_ok; /* UFFDIO_ZEROPAGE works (anon-like, 4 KiB) */
 	int pwrite_fd;		/* MINOR on shmem: fill the page cache with pwrite; else -1 */
 	uint64_t pwrite_off;	/* file offset of the region's first byte (lvm_mem_wrap) */
+	/* A private mapping of the shared page cache (core/share.h): the source
+	 * put the content in the cache; install = UFFDIO_CONTINUE, zeros =
+	 * UFFDIO_ZEROPAGE; the cache is never written or punched from here. */
+	bool shared_cache;
 	struct lvm_source *src;
 	uint64_t src_off;
 	_Atomic uint8_t *state;

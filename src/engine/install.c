@@ -105,7 +105,9 @@ static int install_span(struct lvm_engine *e, struct region *r, uint64_t a, uint
 	uint64_t dst = page_addr(r, a);
 	int ret;
 
-	if (r->minor) {
+	if (r->shared_cache && src) {
+		ret = uffd_continue(e->uffd, dst, len, 0, &done);
+	} else if (r->minor) {
 		/* filemap_add after alloc_folio: the content goes into the page
 		 * cache first — never CONTINUE a page we did not write. */
 		install_fill_cache(e, r, a, src, len);

@@ -63,7 +63,7 @@ static int region_register(struct lvm_engine *e, struct region *r)
 	if (!r->mem)
 		return 0;	/* remote: the other process registered it */
 	int ret = 0;
-	enum lvm_mode m = r->minor ? LVM_MODE_MINOR : LVM_MODE_MISSING;
+	enum lvm_mode m = r->minor || r->shared_cache ? LVM_MODE_MINOR : LVM_MODE_MISSING;
 	if (r->minor)
 		ret = backing_alias(r->mem, &r->alias);
 	return ret ? ret : backing_can_userfault(r->mem, e->uffd, m, true);
@@ -133,14 +133,15 @@ static int engine_add_own(struct lvm_engine *e, struct lvm_mem *mem, struct lvm_
 	}
 	r->mem = mem;
 	r->own_mem = own;
-	r->minor = m == LVM_MODE_MINOR;
+	r->shared_cache = mem->share && m == LVM_MODE_MINOR;
+	r->minor = m == LVM_MODE_MINOR && !r->shared_cache;
 	/* shmem takes write(): it allocates the page-cache pages in the kernel,
 	 * without a page fault per page on the alias (hugetlbfs and guest_memfd
 	 * have no write path; they keep the alias). */
 	r->pwrite_fd = r->minor && lvm_mem_backing(mem) == LVM_BACKING_MEMFD ? mem->fd : -1;
 	r->pwrite_off = mem->fd_off;
-	/* UFFDIO_ZEROPAGE is for private anon; shared memory takes a COPY of zeros. */
-	r->zeropage_ok = r->zeropage_ok && mem->fd < 0;
+	/* UFFDIO_ZEROPAGE is for private mappings; shared memory takes a COPY of zeros. */
+	r->zeropage_ok = r->zeropage_ok && (mem->fd < 0 || r->shared_cache);
 	return engine_add_region(e, r);
 }
 

@@ -24,6 +24,7 @@
 #include "util/timeline.h"
 #include "util/zero.h"
 #include "vmm/restore-ws.h"
+#include "vmm/restore-share.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
@@ -50,6 +51,9 @@ struct vm_restore {
 	struct restore_ws ws;	/* --record-ws / --prefetch */
 	uint64_t guest_done_ns;
 	bool started;		/* vm_restore_start done */
+	const char *dir;
+	struct restore_share share;
+	unsigned share_sync;
 };
 
 uint64_t vm_restore_vm_created_ns(const struct vm_restore *rs) { return rs->vm_created_ns; }
@@ -231,6 +235,15 @@ static int restore_create_vm(struct vm_restore *rs, const struct vm_restore_opts
 	struct vmm_opts vo = { .mem_size = mem, .vcpus = (unsigned)vcpus, .backing = rs->backing,
 			       .serial_fd = o->serial_fd, .timeline = rs->tl,
 			       .secret_free = o->secret_free };
+	if (o->share && (ret = restore_share_prepare(rs->dir, o, mem, &rs->share, &vo.mem, err,
+						     errlen)))
+		return ret;
+	if (o->share) {	/* shared: a private mapping of the cache, or anon + COPY */
+		rs->backing = vo.backing = rs->share.true_sharing ? LVM_BACKING_MEMFD
+								  : LVM_BACKING_ANON;
+		rs->lazy_mode = rs->share.true_sharing ? LVM_MODE_MINOR : LVM_MODE_MISSING;
+		rs->share_sync = o->share_sync;
+	}
 	ret = vmm_create(&vo, &rs->vm, err, errlen);
 	if (ret)
 		return ret == -EBADMSG ? -EINVAL : ret;
@@ -382,6 +395,8 @@ static int restore_memory(struct vm_restore *rs, const struct vm_restore_opts *o
 		rs->src = NULL;
 		ret = o->wrap_source(o->wrap_ctx, inner, &rs->src);
 	}
+	if (!ret && rs->share.cache)
+		ret = restore_share_wrap(&rs->share, &rs->src);
 	if (ret) {
 		snprintf(err, errlen, "snapshot memory source: %s", strerror(-ret));
 		return ret == -EBADMSG ? -EIO : ret;
@@ -460,6 +475,7 @@ int vm_restore_open(const char *dir, const struct vm_restore_opts *o, struct vm_
 	rs->res = (struct hugetlb_reservation)HUGETLB_RESERVATION_INIT;
 	rs->mode = "";
 	rs->tl = o->timeline;
+	rs->dir = dir;
 	rs->src = o->memory_source;
 	int ret = restore_open_overlapped(rs, dir, o, err, errlen);
 	if (!ret)
@@ -525,6 +541,11 @@ void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out)
 	out->guest_done_ns = rs->guest_done_ns;
 }
 
+int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out)
+{
+	return restore_share_usage(&rs->share, rs->share_sync, lvm_mem_addr(vmm_mem(rs->vm)), out);
+}
+
 void vm_restore_close(struct vm_restore *rs)
 {
 	if (!rs)
@@ -543,6 +564,7 @@ void vm_restore_close(struct vm_restore *rs)
 	lvm_source_destroy(rs->src);
 	snapshot_close(rs->r);
 	restore_ws_close(&rs->ws);
+	restore_share_close(&rs->share);	/* after the VM: nothing maps it now */
 	hugetlb_release(&rs->res);
 	free(rs);
 }

@@ -86,9 +86,17 @@ struct vm_restore_opts {
 	/* Optional: where the restore marks its steps (timeline.h); must
 	 * outlive the restore. */
 	struct timeline *timeline;
+	/* --share: memory from the per-host shared page cache (restore-share.c);
+	 * linger: seconds it outlives its last user; dir: NULL = /dev/shm;
+	 * sync: sample memory use when this many VMs of the cache ended. */
+	bool share;
+	unsigned share_linger_s;
+	const char *share_dir;
+	unsigned share_sync;
 };
 
 struct vm_restore;
+struct share_usage;
 
 /*
  * Open dir, create the VM it describes, load its state, and make memory
@@ -121,6 +129,8 @@ struct vm_restore_ws_stats {
 	uint64_t guest_done_ns;	/* the guest's end (CLOCK_MONOTONIC); 0 if it did not */
 };
 void vm_restore_ws_stats(struct vm_restore *rs, struct vm_restore_ws_stats *out);
+/* Memory use of the guest (smaps), sampled now (--share-sync: with its peers). */
+int vm_restore_share_usage(struct vm_restore *rs, struct share_usage *out);
 void vm_restore_close(struct vm_restore *rs);
 /* For a snapshot of the restored VM: its engine and memory source (NULL
  * when eager or served over --uffd-socket), and the guest metadata of the

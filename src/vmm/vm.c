@@ -107,7 +107,7 @@ static int vmm_add_memory(struct vmm *vm, enum lvm_backing b, bool secret_free, 
 			  size_t errlen)
 {
 	struct lvm_mem_opts mo = { .struct_size = sizeof(mo), .backing = b, .size = vm->mem_size, .kvm_vm_fd = vm->vm_fd };
-	int ret = lvm_mem_create(&mo, &vm->mem);
+	int ret = vm->mem ? 0 : lvm_mem_create(&mo, &vm->mem);
 	if (ret) {
 		snprintf(err, errlen, "%s guest memory (%llu MiB): %s", lvm_backing_name(b),
 			 (unsigned long long)(vm->mem_size >> 20), strerror(-ret));
@@ -150,11 +150,11 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	if (!err)
 		err = dummy, errlen = sizeof(dummy);
 	int ret = vmm_check_opts(o, err, errlen);
-	if (ret)
-		return ret;
-	struct vmm *vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return -ENOMEM;
+	struct vmm *vm = ret ? NULL : calloc(1, sizeof(*vm));
+	if (!vm) {
+		lvm_mem_destroy(o->mem);
+		return ret ? ret : -ENOMEM;
+	}
 	vm->kvm_fd = vm->vm_fd = vm->ufbitmap_fd = -1;
 	for (unsigned i = 0; i < VMM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
@@ -162,6 +162,7 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	vm->nvcpus = o->vcpus ? o->vcpus : 2;
 	vm->seed = o->seed;
 	vm->tl = o->timeline;
+	vm->mem = o->mem;	/* ours from here on, even if creation fails */
 	vm->iterations = o->iterations;
 	vm->fill_pages = o->fill_pages;
 	snprintf(vm->guest, sizeof(vm->guest), "%s", o->guest ? o->guest : "");

@@ -42,6 +42,10 @@ struct vmm_opts {
 	/* gmem only: a KVM_MEM_USERFAULT guest_memfd memslot with a userfault
 	 * bitmap, as Firecracker's secret-free VMs (src/vmm/userfault.c). */
 	bool secret_free;
+	/* Optional: use this guest memory (size mem_size; the VM takes it over)
+	 * instead of creating it on `backing` (e.g. a private mapping of the
+	 * shared page cache, core/share.h). */
+	struct lvm_mem *mem;
 };
 
 /*
