@@ -47,7 +47,8 @@ static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 }
 
 /*
- * A WP fault, or a MINOR fault on memory served in MISSING mode, is about a
+ * A WP fault, or a MINOR fault on memory served in MISSING mode (a shared
+ * cache's private mapping serves MINOR too: install.c), is about a
  * page that exists: COPY would answer EEXIST, the wake would retry the
  * access, and the fault would come back forever.  It comes from a peer (an
  * adopted uffd) that registered its memory for more than it told us: say
@@ -57,7 +58,8 @@ static bool fault_unservable(struct lvm_engine *e, struct region *r, const struc
 {
 	uint64_t fl = m->arg.pagefault.flags;
 	const char *kind = (fl & UFFD_PAGEFAULT_FLAG_WP) ? "write-protect" :
-			   ((fl & UFFD_PAGEFAULT_FLAG_MINOR) && !r->minor) ? "MINOR" : NULL;
+			   ((fl & UFFD_PAGEFAULT_FLAG_MINOR) && !r->minor && !r->shared_cache) ?
+			   "MINOR" : NULL;
 	if (kind)
 		engine_record_error(e, -EPROTO, "a %s fault at 0x%llx: the memory is registered "
 				    "for more than MISSING; not answered (a COPY would meet "
