@@ -72,4 +72,13 @@ static inline void bench_header(void)
 	printf("  %-44s %10s %10s %10s\n", "", "min", "median", "max");
 }
 
+/* A pipe to gnuplot, or NULL when gnuplot is not installed (the plot is
+ * optional; the .dat file is always written).  The caller pcloses it. */
+static inline FILE *bench_gnuplot_open(void)
+{
+	if (system("command -v gnuplot >/dev/null 2>&1"))
+		return NULL;
+	return popen("gnuplot", "w");
+}
+
 #endif

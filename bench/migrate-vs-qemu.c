@@ -139,9 +139,7 @@ static void plot(const double med[2][NFIG])
 	for (int k = 0; k < NFIG; k++)
 		fprintf(f, "\"%s (%s)\" %.3f %.3f\n", fig_name[k], fig_unit[k], med[0][k], med[1][k]);
 	fclose(f);
-	if (system("command -v gnuplot >/dev/null 2>&1"))
-		return;
-	FILE *g = popen("gnuplot", "w");
+	FILE *g = bench_gnuplot_open();
 	if (!g)
 		return;
 	fprintf(g, "set terminal png size 1000,520\nset output 'migrate-vs-qemu.png'\n"

@@ -140,9 +140,7 @@ static int bench_size(const char *dir, int repeats, struct sample v[M__COUNT][MA
 
 static void plot(void)
 {
-	if (system("command -v gnuplot >/dev/null 2>&1"))
-		return;
-	FILE *g = popen("gnuplot", "w");
+	FILE *g = bench_gnuplot_open();
 	if (!g)
 		return;
 	fprintf(g, "set terminal png size 900,500\nset output 'prefetch.png'\n"

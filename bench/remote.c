@@ -124,9 +124,7 @@ static int measure(const char *what, const char *src, const char *opts, bool col
 
 static void plot(void)
 {
-	if (system("command -v gnuplot >/dev/null 2>&1"))
-		return;
-	FILE *g = popen("gnuplot", "w");
+	FILE *g = bench_gnuplot_open();
 	if (!g)
 		return;
 	fprintf(g, "set terminal png size 1100,550\nset output 'remote.png'\n"

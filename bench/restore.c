@@ -86,9 +86,7 @@ static void print_after_vm(const char *what, struct sample *v, int n)
 
 static void plot(void)
 {
-	if (system("command -v gnuplot >/dev/null 2>&1"))
-		return;
-	FILE *g = popen("gnuplot", "w");
+	FILE *g = bench_gnuplot_open();
 	if (!g)
 		return;
 	fprintf(g, "set terminal png size 900,500\nset output 'restore.png'\n"

@@ -190,9 +190,7 @@ static double warm_done_ms(const char *dir, char *result)
 
 static void plot(void)
 {
-	if (system("command -v gnuplot >/dev/null 2>&1"))
-		return;
-	FILE *g = popen("gnuplot", "w");
+	FILE *g = bench_gnuplot_open();
 	if (!g)
 		return;
 	fprintf(g, "set terminal png size 1000,450\nset output 'share.png'\nset multiplot layout 1,2\n"
