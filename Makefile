@@ -111,6 +111,8 @@ $(BUILD)/%.o: %.S $(GUEST_BINS)
 	@[ "$(V)" = 0 ] && echo "  AS      $<" || true
 	$(Q)$(CC) $(CFLAGS) -DBUILD_DIR='"$(BUILD)"' -c -o $@ $<
 
+# --no-undefined catches a library that needs the internal ones; not with a
+# sanitizer, whose runtime the executable brings, not the .so.
 # The public library: hidden by default, and the version script is the
 # export list (a symbol not in lazyvm.map is local even if LVM_EXPORT).
 $(LIB_OBJS): CFLAGS += -fvisibility=hidden
@@ -122,7 +124,7 @@ $(LIB_A): $(LIB_OBJS)
 $(LIB_SO): $(LIB_OBJS) lazyvm.map
 	@[ "$(V)" = 0 ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,liblazyvm.so.0 -Wl,--version-script=lazyvm.map \
-	  -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDLIBS)
+	  $(if $(SANITIZE),,-Wl,--no-undefined) -o $@ $(LIB_OBJS) $(LDLIBS)
 	$(Q)ln -sf liblazyvm.so $(BUILD)/liblazyvm.so.0	# the soname, for programs run from the tree
 
 $(VMM_A): $(VMM_OBJS)
