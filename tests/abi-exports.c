@@ -15,6 +15,13 @@
 
 struct symset { char *name[MAX_SYMS]; int n; };
 
+static void symset_free(struct symset *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->name[i]);
+	s->n = 0;
+}
+
 static int symset_has(const struct symset *s, const char *name)
 {
 	for (int i = 0; i < s->n; i++)
@@ -103,5 +110,7 @@ int main(void)
 	tap_ok(v == LAZYVM_VERSION_NUMBER, "lvm_version() %#x == LAZYVM_VERSION_NUMBER %#x",
 	       v, LAZYVM_VERSION_NUMBER);
 	tap_ok(vs && !strcmp(vs, LAZYVM_VERSION), "version string \"%s\"", vs ? vs : "(null)");
+	symset_free(&exp);
+	symset_free(&got);
 	return tap_done();
 }

@@ -127,6 +127,8 @@ void sha256_init(struct sha256 *s)
 void sha256_update(struct sha256 *s, const void *data, size_t len)
 {
 	const uint8_t *p = data;
+	if (!len)
+		return;	/* data may be NULL (an empty body): no pointer arithmetic on it */
 	s->len += len;
 	if (s->fill) {
 		size_t n = 64 - s->fill < len ? 64 - s->fill : len;
