@@ -102,6 +102,7 @@ uint64_t vcpu_tsc_khz(struct vcpu *v)
 	return khz > 0 ? (uint64_t)khz : 0;
 }
 
+/* Called with vm->lock held: has_thread changes under it (vmm_start, vmm_join). */
 void vcpu_kick(struct vcpu *v)
 {
 	if (!v->run)

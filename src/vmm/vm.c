@@ -189,14 +189,22 @@ int vmm_create(const struct vmm_opts *o, struct vmm **out, char *err, size_t err
 	return 0;
 }
 
+/* has_thread is read by vcpu_kick under vm->lock (vmm_abort may come from
+ * another thread, a page source that died, at any time): take the thread
+ * out of it under the lock before joining, so nobody signals a thread id
+ * that pthread_join has released.  The join itself is outside the lock: a
+ * vCPU thread takes the lock on its way out. */
 static void vmm_join(struct vmm *vm)
 {
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		if (v->has_thread) {
-			pthread_join(v->thread, NULL);
-			v->has_thread = false;
-		}
+		pthread_mutex_lock(&vm->lock);
+		bool joinable = v->has_thread;
+		pthread_t t = v->thread;
+		v->has_thread = false;
+		pthread_mutex_unlock(&vm->lock);
+		if (joinable)
+			pthread_join(t, NULL);
 	}
 }
 
@@ -234,7 +242,7 @@ int vmm_start(struct vmm *vm)
 	int ret = vm->stopping ? -EIO : 0;
 	for (unsigned i = 0; !ret && i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		if (v->done || v->has_thread)
+		if (v->has_thread || v->done)	/* done: read only once its thread is joined */
 			continue;
 		ret = vcpu_start_thread(v);
 		if (!ret)
