@@ -127,9 +127,7 @@ int main(void)
 {
 	if (!vmtest_begin("migrate-dirty", 600, tmp, 6))
 		return 0;
-	const char *scale = getenv("LAZYVM_WATCHDOG_SCALE");
-	unsigned long k = scale ? strtoul(scale, NULL, 10) : 1;
-	snprintf(steps, sizeof(steps), "%lu", STEPS * (k ? k : 1));
+	snprintf(steps, sizeof(steps), "%lu", STEPS * tap_scale());
 	uint64_t want = vmtest_model_dirty(MEM, SEED, strtoull(steps, NULL, 10), 0, 0);
 	tap_diag("model RESULT %016llx", (unsigned long long)want);
 	snprintf(keyfile, sizeof(keyfile), "%s/key", tmp);

@@ -72,14 +72,20 @@ static void tap_watchdog_fired(int sig)
 	_exit(1);
 }
 
-/* Arm the watchdog: the program fails if it runs longer than seconds (scaled). */
-static inline void tap_watchdog(unsigned seconds)
+/* $LAZYVM_WATCHDOG_SCALE: how much slower this build runs (sanitizers), >= 1. */
+static inline unsigned long tap_scale(void)
 {
 	const char *scale = getenv("LAZYVM_WATCHDOG_SCALE");
 	unsigned long k = scale ? strtoul(scale, NULL, 10) : 1;
+	return k ? k : 1;
+}
+
+/* Arm the watchdog: the program fails if it runs longer than seconds (scaled). */
+static inline void tap_watchdog(unsigned seconds)
+{
 	struct sigaction sa = { .sa_handler = tap_watchdog_fired };
 	sigaction(SIGALRM, &sa, NULL);
-	alarm(seconds * (k ? k : 1));
+	alarm(seconds * tap_scale());
 	tap_watchdog_armed = 1;
 }
 
