@@ -51,6 +51,14 @@ CFLAGS    += -DLVM_HAVE_CURL $(shell $(PKG_CONFIG) --cflags libcurl)
 LDLIBS    += $(shell $(PKG_CONFIG) --libs libcurl)
 endif
 
+# Objects depend on the compiler and the flags: a build directory made
+# before an optional library was installed is rebuilt with it, never left
+# half with it (the tests) and half without (the CLI).
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW   := $(CC) $(CFLAGS) $(LDLIBS)
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || \
+	printf '%s' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+
 ifeq ($(V),0)
 Q := @
 else
@@ -101,12 +109,12 @@ all: $(LIB_A) $(LIB_SO) $(CLI) $(TESTS) $(CHAOS) $(BENCHES) $(EXAMPLES) $(BUILD)
 # libvmm.a; it defines GUEST_BINS and the rules for them.
 -include guests/guests.mk
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  CC      $<" || true
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.o: %.S $(GUEST_BINS)
+$(BUILD)/%.o: %.S $(GUEST_BINS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  AS      $<" || true
 	$(Q)$(CC) $(CFLAGS) -DBUILD_DIR='"$(BUILD)"' -c -o $@ $<
