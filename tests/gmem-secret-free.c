@@ -26,7 +26,9 @@
 #define OWN_PAGE 100	/* the client writes it and clears its bit itself */
 #define MISS_PAGE 300	/* never requested: the client touches it first */
 #define PLAN 12
-#define GMEM_SF_WATCHDOG_S 600
+/* Under the guest's own timeout (check-gmem: 480 s for every program):
+ * a hang must name its phase, not end in a killed guest. */
+#define GMEM_SF_WATCHDOG_S 240
 
 static struct fct_paths paths;
 static pid_t fct_pid;
@@ -93,6 +95,7 @@ static void check_client(void)
 		tap_bail("handshake");
 
 	struct fc_fault_reply a;
+	tap_phase("the first FaultRequest");
 	int ret = sft_request(&v, 3, 0);
 	if (!ret)
 		ret = sft_reply(&v, &a);
@@ -105,6 +108,7 @@ static void check_client(void)
 		dump_log();	/* touching the memory now would wait for ever */
 		tap_bail("the first FaultRequest failed (%s)", ret ? strerror(-ret) : "bad reply");
 	}
+	tap_phase("reading pages through the VMM's mapping (faults served by fc-serve)");
 	tap_ok(!memcmp(v.mem, expect, 16 * 4096),
 	       "the block it populated reads as the file through the VMM's mapping (MINOR: CONTINUE)");
 	tap_ok(!memcmp(v.mem + OWN_PAGE * 4096, own, 4096),

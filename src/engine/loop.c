@@ -48,7 +48,9 @@ static void engine_serve_cached(struct worker *w, struct region *r, uint64_t p)
 
 /*
  * A WP fault, or a MINOR fault on memory served in MISSING mode (a shared
- * cache's private mapping serves MINOR too: install.c), is about a
+ * cache's private mapping serves MINOR too: install.c; so does a
+ * secret-free region, registered MISSING|MINOR by its VMM, whose populated
+ * pages are CONTINUEd: userfault.c), is about a
  * page that exists: COPY would answer EEXIST, the wake would retry the
  * access, and the fault would come back forever.  It comes from a peer (an
  * adopted uffd) that registered its memory for more than it told us: say
@@ -58,7 +60,8 @@ static bool fault_unservable(struct lvm_engine *e, struct region *r, const struc
 {
 	uint64_t fl = m->arg.pagefault.flags;
 	const char *kind = (fl & UFFD_PAGEFAULT_FLAG_WP) ? "write-protect" :
-			   ((fl & UFFD_PAGEFAULT_FLAG_MINOR) && !r->minor && !r->shared_cache) ?
+			   ((fl & UFFD_PAGEFAULT_FLAG_MINOR) && !r->minor && !r->shared_cache &&
+			    !r->ufbits) ?
 			   "MINOR" : NULL;
 	if (kind)
 		engine_record_error(e, -EPROTO, "a %s fault at 0x%llx: the memory is registered "
